@@ -1,0 +1,98 @@
+#pragma once
+/// Canonical little-endian binary encoding for checkpoints: fixed-width integers and IEEE
+/// floats, strings and arrays length-prefixed (u64). The reader checks every length against
+/// what is left and throws IntegrityError on truncated or malformed bytes.
+#include <cstdint>
+#include <cstring>
+#include <istream>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/util/error.hpp"
+
+namespace freshrec::stream {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "checkpoint encoding assumes a little-endian host");
+
+/// Appends encoded values to an in-memory buffer (host memory), written out in one go.
+class BinaryWriter {
+ public:
+  template <typename T>
+  void put(T v) {
+    static_assert(std::is_arithmetic_v<T>);
+    const auto* p = reinterpret_cast<const char*>(&v);
+    buf_.insert(buf_.end(), p, p + sizeof(T));
+  }
+  void put_string(const std::string& s) {
+    put<std::uint64_t>(s.size());
+    buf_.insert(buf_.end(), s.begin(), s.end());
+  }
+  template <typename T>
+  void put_array(const T* data, std::size_t n) {
+    static_assert(std::is_arithmetic_v<T>);
+    put<std::uint64_t>(n);
+    const auto* p = reinterpret_cast<const char*>(data);
+    buf_.insert(buf_.end(), p, p + n * sizeof(T));
+  }
+  template <typename T>
+  void put_vector(const std::vector<T>& v) { put_array(v.data(), v.size()); }
+  const std::vector<char>& bytes() const noexcept { return buf_; }
+
+ private:
+  std::vector<char> buf_;
+};
+
+/// Decodes what BinaryWriter wrote; every read is bounds-checked.
+class BinaryReader {
+ public:
+  explicit BinaryReader(std::vector<char> bytes) : buf_(std::move(bytes)) {}
+  template <typename T>
+  T get() {
+    static_assert(std::is_arithmetic_v<T>);
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, buf_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string get_string() {
+    const auto n = get<std::uint64_t>();
+    need(n);
+    std::string s(buf_.data() + pos_, n);
+    pos_ += n;
+    return s;
+  }
+  template <typename T>
+  std::vector<T> get_vector(std::uint64_t expected = UINT64_MAX) {
+    const auto n = get<std::uint64_t>();
+    if (expected != UINT64_MAX && n != expected) fail("array length " + std::to_string(n) + " != " + std::to_string(expected));
+    if (n > (buf_.size() - pos_) / sizeof(T)) fail("array longer than the data");
+    std::vector<T> v(n);
+    std::memcpy(v.data(), buf_.data() + pos_, n * sizeof(T));
+    pos_ += n * sizeof(T);
+    return v;
+  }
+  template <typename T>
+  void get_into(T* out, std::uint64_t expected) {
+    const auto n = get<std::uint64_t>();
+    if (n != expected) fail("array length " + std::to_string(n) + " != " + std::to_string(expected));
+    need(n * sizeof(T));
+    std::memcpy(out, buf_.data() + pos_, n * sizeof(T));
+    pos_ += n * sizeof(T);
+  }
+  bool at_end() const noexcept { return pos_ == buf_.size(); }
+  [[noreturn]] void fail(const std::string& why) const {
+    throw IntegrityError("stream checkpoint: " + why + " at byte " + std::to_string(pos_));
+  }
+
+ private:
+  void need(std::uint64_t n) const {
+    if (n > buf_.size() - pos_) fail("truncated (wanted " + std::to_string(n) + " more bytes)");
+  }
+  std::vector<char> buf_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace freshrec::stream

@@ -1,0 +1,348 @@
+// Core: id tables, per-user slots with LRU eviction, the apply path, hot swap, features.
+#include <algorithm>
+#include <cmath>
+
+#include "cpu/stream/engine_core.hpp"
+#include "cpu/util/error.hpp"
+#include "cpu/util/sha256.hpp"
+
+namespace freshrec::stream {
+
+void UserState::reset(std::uint32_t new_key) {
+  key = new_key;
+  last_time = 0.0;
+  events = 0;
+  learn_events = 0;
+  session.reset();
+  purchased.clear();
+  history.clear();
+  history_head = 0;
+}
+
+std::shared_ptr<const BaselineInfo> make_baseline_info(const FactorModel& m) {
+  auto info = std::make_shared<BaselineInfo>();
+  Sha256 h;
+  const std::int32_t header[4] = {static_cast<std::int32_t>(m.kind), m.n_users(), m.n_items(), m.factors()};
+  h.update(header, sizeof header);
+  h.update(m.user_factors.data(), sizeof(float) * m.user_factors.size());
+  h.update(m.item_factors.data(), sizeof(float) * m.item_factors.size());
+  h.update(m.user_bias.data(), sizeof(float) * m.user_bias.size());
+  h.update(m.item_bias.data(), sizeof(float) * m.item_bias.size());
+  h.update(&m.global_bias, sizeof m.global_bias);
+  info->hash = h.hex_digest();
+  // Float GEMM (fast), accumulated per block by Eigen; the solve itself runs in double.
+  const Eigen::MatrixXf g = m.item_factors.transpose() * m.item_factors;
+  info->gram = g.cast<double>();
+  return info;
+}
+
+namespace {
+void validate(const StreamConfig& c) {
+  auto bad = [](const char* key, const char* why) {
+    throw InputError(std::string("stream config: ") + key + " " + why);
+  };
+  if (!(c.session.gap_seconds > 0)) bad("session.gap_seconds", "must be > 0");
+  if (c.session.recent_clicked < 0) bad("session.recent_clicked", "must be >= 0");
+  if (c.session.embedding_items < 0) bad("session.embedding_items", "must be >= 0");
+  if (!(c.session.lambda_session >= 0)) bad("session.lambda_session", "must be >= 0");
+  for (double s : c.windows.seconds)
+    if (!(s > 0) || !std::isfinite(s)) bad("windows.seconds", "entries must be finite and > 0");
+  if (c.sgd.negatives < 0) bad("sgd.negatives", "must be >= 0");
+  if (!(c.sgd.user_learning_rate > 0)) bad("sgd.user_learning_rate", "must be > 0");
+  if (!(c.sgd.gradient_clip > 0)) bad("sgd.gradient_clip", "must be > 0");
+  if (c.foldin.max_events < 1) bad("foldin.max_events", "must be >= 1");
+  if (!(c.foldin.regularization > 0)) bad("foldin.regularization", "must be > 0");
+  if (!(c.guard.replay_ratio >= 0 && c.guard.replay_ratio < 1)) bad("guard.replay_ratio", "must be in [0, 1)");
+  if (c.guard.cycle_events < 1) bad("guard.cycle_events", "must be >= 1");
+  if (c.memory.max_users < 1) bad("memory.max_users", "must be >= 1");
+}
+}  // namespace
+
+Core::Core(const StreamConfig& config, std::shared_ptr<const FactorModel> baseline,
+           std::shared_ptr<const BaselineInfo> info)
+    : cfg_(config), user_windows_(config.windows.seconds), item_windows_(config.windows.seconds),
+      rng_(config.seed) {
+  validate(cfg_);
+  if (!baseline) throw InputError("StreamEngine: baseline model is null");
+  install_baseline(std::move(baseline), std::move(info));
+  rebuild_sampler();
+  start_cycle();
+}
+
+void Core::install_baseline(std::shared_ptr<const FactorModel> model, std::shared_ptr<const BaselineInfo> info) {
+  if (!info) info = make_baseline_info(*model);
+  base_ = std::move(model);
+  info_ = std::move(info);
+  explicit_ = base_->kind == ModelKind::kExplicit;
+  k_ = base_->factors();
+  for (auto* v : {&scratch_u_, &scratch_gu_, &scratch_gi_, &scratch_nd_, &scratch_nq_}) v->assign(k_, 0.0f);
+
+  // Items: keys stay; the new baseline's unseen items are appended.
+  item_ids_.reserve(item_ids_.size() + base_->item_ids.size());
+  for (std::int32_t r = 0; r < base_->n_items(); ++r) item_ids_.intern(base_->item_ids.id(r));
+  items_.resize(0, k_);
+  n_items_ = 0;  // grow_items re-sizes the matrix; the per-item observations keep their values
+  grow_items(item_ids_.size());
+  std::fill(item_base_row_.begin(), item_base_row_.end(), -1);
+  for (std::int32_t r = 0; r < base_->n_items(); ++r) item_base_row_[*item_ids_.find(base_->item_ids.id(r))] = r;
+  for (std::size_t i = 0; i < n_items_; ++i) {
+    const std::int32_t r = item_base_row_[i];
+    if (r >= 0) {
+      items_.row(i) = base_->item_factors.row(r);
+      item_bias_[i] = base_->item_bias.size() ? base_->item_bias[r] : 0.0f;
+    } else {
+      items_.row(i).setZero();
+      item_bias_[i] = 0.0f;
+    }
+    item_init_[i] = 0;
+    refresh_norm(static_cast<std::uint32_t>(i));
+  }
+  for (std::size_t u = 0; u < user_ids_.size(); ++u) {
+    auto r = base_->user_ids.find(user_ids_.id(static_cast<std::uint32_t>(u)));
+    user_base_row_[u] = r ? static_cast<std::int32_t>(*r) : -1;
+  }
+  user_delta_.assign(users_.size() * static_cast<std::size_t>(k_), 0.0f);
+  std::fill(user_dbias_.begin(), user_dbias_.end(), 0.0f);
+  std::fill(user_updates_.begin(), user_updates_.end(), 0u);
+  // Whatever the running cycle learned is now part of the rebuilt state: no undo.
+  undo_users_.clear();
+  undo_items_.clear();
+  undo_floats_.clear();
+  ++cycle_id_;
+}
+
+void Core::grow_items(std::size_t n) {
+  if (n <= n_items_) return;
+  if (static_cast<std::size_t>(items_.rows()) < n) {
+    // Geometric capacity: a new item must not copy the whole matrix every time.
+    const std::size_t cap = std::max<std::size_t>(n, items_.rows() + items_.rows() / 2 + 16);
+    FactorMatrix bigger(cap, k_);
+    bigger.topRows(items_.rows()) = items_;
+    bigger.bottomRows(cap - items_.rows()).setZero();
+    items_.swap(bigger);
+  }
+  item_bias_.resize(n, 0.0f);
+  item_init_.resize(n, 0u);
+  item_norm_.resize(n, 0.0f);
+  item_base_row_.resize(n, -1);
+  item_events_.resize(n, 0u);
+  item_stamp_.resize(n, 0u);
+  item_windows_.resize(n);
+  n_items_ = n;
+}
+
+std::uint32_t Core::user_key(const std::string& id) {
+  const std::size_t before = user_ids_.size();
+  const std::uint32_t key = user_ids_.intern(id);
+  if (user_ids_.size() != before) {
+    user_slot_.push_back(-1);
+    auto r = base_->user_ids.find(id);
+    user_base_row_.push_back(r ? static_cast<std::int32_t>(*r) : -1);
+    if (!r) ++counters_.new_users;
+  }
+  return key;
+}
+
+std::uint32_t Core::item_key(const std::string& id) {
+  const std::size_t before = item_ids_.size();
+  const std::uint32_t key = item_ids_.intern(id);
+  if (item_ids_.size() != before) {
+    grow_items(item_ids_.size());
+    ++counters_.new_items;
+  }
+  return key;
+}
+
+std::int32_t Core::ensure_slot(std::uint32_t ukey) {
+  if (user_slot_[ukey] >= 0) return user_slot_[ukey];
+  if (tracked_ >= cfg_.memory.max_users) evict_batch();
+  std::int32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<std::int32_t>(users_.size());
+    users_.emplace_back();
+    user_delta_.resize(users_.size() * static_cast<std::size_t>(k_), 0.0f);
+    user_dbias_.push_back(0.0f);
+    user_updates_.push_back(0u);
+    user_stamp_.push_back(0u);
+    user_undo_at_.push_back(0u);
+    user_windows_.resize(users_.size());
+  }
+  users_[slot].reset(ukey);
+  user_windows_.clear_row(slot);
+  std::fill_n(user_delta_.begin() + static_cast<std::size_t>(slot) * k_, k_, 0.0f);
+  user_dbias_[slot] = 0.0f;
+  user_updates_[slot] = 0u;
+  user_stamp_[slot] = 0u;
+  user_slot_[ukey] = slot;
+  ++tracked_;
+  return slot;
+}
+
+// Evicts the least recently active eighth of the tracked users (by last event time, then
+// key) in one O(n) pass, so the cap costs O(1) amortised per new user instead of an ordered
+// index touched on every event.
+void Core::evict_batch() {
+  struct Cand { double t; std::uint32_t key; std::int32_t slot; };
+  std::vector<Cand> c;
+  c.reserve(tracked_);
+  for (std::size_t s = 0; s < users_.size(); ++s)
+    if (users_[s].key != kNone && user_slot_[users_[s].key] == static_cast<std::int32_t>(s))
+      c.push_back({users_[s].last_time, users_[s].key, static_cast<std::int32_t>(s)});
+  const std::size_t n = std::min(c.size(), std::max<std::size_t>(1, cfg_.memory.max_users / 8));
+  auto older = [](const Cand& a, const Cand& b) { return a.t != b.t ? a.t < b.t : a.key < b.key; };
+  std::nth_element(c.begin(), c.begin() + (n - 1), c.end(), older);
+  std::sort(c.begin(), c.begin() + n, older);
+  // Reverse so the oldest slot is reused first (free_slots_ pops from the back).
+  for (std::size_t j = n; j-- > 0;) {
+    forget_undo(c[j].slot);
+    user_slot_[c[j].key] = -1;
+    users_[c[j].slot].key = kNone;
+    free_slots_.push_back(c[j].slot);
+    --tracked_;
+    ++counters_.evicted_users;
+  }
+}
+
+void Core::remember_purchase(UserState& u, std::uint32_t item) {
+  if (cfg_.session.max_purchased <= 0) return;
+  if (std::find(u.purchased.begin(), u.purchased.end(), item) != u.purchased.end()) return;
+  if (static_cast<int>(u.purchased.size()) >= cfg_.session.max_purchased) u.purchased.erase(u.purchased.begin());
+  u.purchased.push_back(item);
+}
+
+void Core::push_journal(const LearnRecord& r) {
+  const std::size_t cap = cfg_.journal_capacity;
+  if (cap == 0) return;
+  if (journal_.size() < cap) {
+    journal_.push_back(r);
+  } else {
+    journal_[journal_head_] = r;
+    journal_head_ = (journal_head_ + 1) % cap;
+  }
+}
+
+ApplyResult Core::apply(const Event& e) {
+  // Validation first: a rejected event changes nothing.
+  auto reject = [this](std::string why) {
+    ++counters_.rejected;
+    return ApplyResult{false, std::move(why)};
+  };
+  if (e.user_id.empty()) return reject("user_id is empty");
+  if (!std::isfinite(e.timestamp)) return reject("timestamp is not finite");
+  if (static_cast<int>(e.type) >= kNumEventTypes) return reject("unknown event type");
+  if (e.item_id.empty() && e.type != EventType::kSearch)
+    return reject(std::string("item_id is empty for a ") + std::string(event_type_name(e.type)) + " event");
+  if (!std::isnan(e.price) && !(std::isfinite(e.price) && e.price >= 0)) return reject("price is not a finite non-negative number");
+  if (e.type == EventType::kRating && !std::isfinite(e.rating)) return reject("rating is missing or not finite");
+
+  const double t = e.timestamp;
+  const std::uint32_t ukey = user_key(e.user_id);
+  const std::uint32_t item = e.item_id.empty() ? kNone : item_key(e.item_id);
+  ++counters_.events;
+  if (!seen_any_ || t > watermark_) watermark_ = t;
+  seen_any_ = true;
+
+  const std::int32_t slot = ensure_slot(ukey);
+  UserState& u = users_[slot];
+  u.last_time = u.events == 0 ? t : std::max(u.last_time, t);
+  ++u.events;
+  const std::uint32_t cat = e.category.empty() ? kNone : categories_.intern(e.category);
+  u.session.observe(cfg_.session, e.type, t, item, cat, e.price, e.query);
+  user_windows_.add(slot, t);
+  if (item != kNone) {
+    max_item_events_ = std::max(max_item_events_, ++item_events_[item]);
+    item_windows_.add(item, t);
+    if (e.type == EventType::kPurchase) remember_purchase(u, item);
+  }
+
+  // Learning: explicit baselines learn from ratings only; implicit ones from weighted
+  // interactions and (centred) ratings.
+  bool trainable = false;
+  if (item != kNone) {
+    if (e.type == EventType::kRating) trainable = true;
+    else trainable = !explicit_ && cfg_.sgd.weights[e.type] > 0.0f;
+  }
+  if (trainable) {
+    LearnRecord r;
+    r.user = ukey;
+    r.item = item;
+    r.time = t;
+    r.rating = e.type == EventType::kRating ? static_cast<float>(e.rating) : 0.0f;
+    r.type = static_cast<std::uint8_t>(e.type);
+    if (!divert_to_holdout(r)) {
+      learn(r, LearnMode::kLive, rng_);
+      push_journal(r);
+      if (cfg_.guard.enabled) pending_.push_back(r);
+    }
+  }
+  if (++cycle_events_ >= cfg_.guard.cycle_events) end_cycle();
+  return ApplyResult{true, {}};
+}
+
+void Core::swap_baseline(std::shared_ptr<const FactorModel> next) {
+  if (!next) throw InputError("swap_baseline: next model is null");
+  std::shared_ptr<const BaselineInfo> info = make_baseline_info(*next);
+  install_baseline(next, info);
+  // Re-learn what the new model has not seen, in journal order, with its own seeded stream
+  // so the result depends only on (seed, swap number, journal).
+  std::uint64_t s = cfg_.seed ^ (0xA5A5A5A5ULL + swaps_);
+  Xoshiro256 rr(splitmix64(s));
+  ++swaps_;
+  const std::size_t n = journal_.size();
+  const std::size_t head = n < cfg_.journal_capacity ? 0 : journal_head_;
+  for (std::size_t j = 0; j < n; ++j) {
+    const LearnRecord& r = journal_[(head + j) % n];
+    if (r.time > base_->data_cutoff) learn(r, LearnMode::kRebuild, rr);
+  }
+  for (std::size_t slot = 0; slot < users_.size(); ++slot) {
+    const std::uint32_t key = users_[slot].key;
+    if (key != kNone && user_base_row_[key] < 0 && !users_[slot].history.empty())
+      fold_in(static_cast<std::int32_t>(slot));
+  }
+  rebuild_sampler();
+  start_cycle();
+}
+
+SessionFeatures Core::features(std::string_view user_id) const {
+  SessionFeatures f;
+  f.session_embedding.assign(k_, 0.0f);
+  f.window_counts.assign(user_windows_.windows(), 0u);
+  auto key = user_ids_.find(user_id);
+  if (!key || user_slot_[*key] < 0) return f;
+  const std::int32_t slot = user_slot_[*key];
+  const UserState& u = users_[slot];
+  const double t = watermark_;
+  for (int w = 0; w < user_windows_.windows(); ++w) f.window_counts[w] = user_windows_.count(slot, w, t);
+  f.last_event_time = u.last_time;
+  const Session& s = u.session;
+  if (!s.live_at(cfg_.session, t)) return f;  // the session is over: the next event starts a new one
+  f.session_view_count = s.views;
+  f.session_click_count = s.clicks;
+  f.session_cart_count = s.carts;
+  f.session_purchase_count = s.purchases;
+  f.session_search_count = s.searches;
+  f.session_ctr = s.views ? static_cast<double>(s.clicks) / s.views : 0.0;
+  f.avg_price_viewed = s.price_count ? s.price_sum / s.price_count : 0.0;
+  // Top category: most views, ties to the lexicographically smallest name.
+  const std::string* best = nullptr;
+  std::uint32_t best_n = 0;
+  for (const auto& [cat, n] : s.categories) {
+    const std::string& name = categories_.id(cat);
+    if (n > best_n || (n == best_n && best && name < *best)) {
+      best = &name;
+      best_n = n;
+    }
+  }
+  if (best) f.top_category = *best;
+  f.category_count = static_cast<std::uint32_t>(s.categories.size());
+  for (const TimedItem& c : s.clicked) f.recent_clicked_items.push_back(item_ids_.id(c.item));
+  for (const TimedQuery& q : s.queries) f.recent_queries.push_back(q.query);
+  session_embedding(cfg_.session, s, items_, t, f.session_embedding.data());
+  f.session_start = s.start;
+  return f;
+}
+
+}  // namespace freshrec::stream

@@ -1,0 +1,200 @@
+#pragma once
+/// Internal: the streaming state and the algorithms on it, without locking. StreamEngine
+/// (stream_engine.cpp) owns one Core behind a shared_mutex; nothing outside cpu/stream
+/// includes this header.
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "cpu/data/event.hpp"
+#include "cpu/data/id_map.hpp"
+#include "cpu/model/factor_model.hpp"
+#include "cpu/stream/alias_table.hpp"
+#include "cpu/stream/rng.hpp"
+#include "cpu/stream/session.hpp"
+#include "cpu/stream/stream_config.hpp"
+#include "cpu/stream/stream_engine.hpp"
+#include "cpu/stream/windows.hpp"
+
+namespace freshrec::stream {
+
+inline constexpr std::uint32_t kNone = UINT32_MAX;
+
+/// A trained event in compact form (journal, replay buffer, the cycle's new events):
+/// stream keys, not strings, so storing one never allocates. 24 bytes.
+struct LearnRecord {
+  std::uint32_t user = 0;  ///< user key
+  std::uint32_t item = 0;  ///< item key
+  double time = 0.0;       ///< event time
+  float rating = 0.0f;     ///< rating events only
+  std::uint8_t type = 0;   ///< EventType
+};
+
+/// A held-out interaction: never trained on, scored by the guard.
+struct HoldoutPair {
+  std::uint32_t user = 0, item = 0;
+  std::uint32_t negative = kNone;  ///< sampled negative (label 0), kNone = none
+  float label = 1.0f;
+};
+
+/// Per-user observations (not rolled back, carried over a hot swap).
+/// Memory per tracked user (k = 64, defaults): this struct ~180 B + session lists at their
+/// caps (20 embedding items * 24 B + 10 clicks * 24 B + 5 queries * 40 B + categories 8 B
+/// each) ~ 1 KB + purchased (4 B each, <= 200) + windows 216 B + learned (k*4 + 8 = 264 B)
+/// + fold-in history for users absent from the baseline (8 B * max_events = 400 B).
+/// Typical active user: ~1.5 KB; plus ~80 B per user id ever seen (id tables).
+struct UserState {
+  std::uint32_t key = kNone;
+  double last_time = 0.0;  ///< latest event time of the user (LRU order)
+  std::uint64_t events = 0;
+  std::uint32_t learn_events = 0;  ///< trained events (fold-in runs while <= foldin.max_events)
+  Session session;
+  std::vector<std::uint32_t> purchased;  ///< oldest first, bounded by session.max_purchased
+  std::vector<std::pair<std::uint32_t, float>> history;  ///< new users: ring of (item, weight|rating)
+  std::uint32_t history_head = 0;
+  void reset(std::uint32_t new_key);
+};
+
+/// Baseline-derived constants, shared between Cores on the same baseline.
+struct BaselineInfo {
+  std::string hash;        ///< SHA-256 of the factor and bias bytes
+  Eigen::MatrixXd gram;    ///< Q_baseᵀ Q_base (k x k)
+};
+std::shared_ptr<const BaselineInfo> make_baseline_info(const FactorModel& model);
+
+enum class LearnMode { kLive, kReplay, kRebuild };
+
+class Core {
+ public:
+  Core(const StreamConfig& config, std::shared_ptr<const FactorModel> baseline,
+       std::shared_ptr<const BaselineInfo> info = nullptr);
+
+  // --- engine.cpp
+  ApplyResult apply(const Event& e);
+  void swap_baseline(std::shared_ptr<const FactorModel> next);
+  SessionFeatures features(std::string_view user_id) const;
+  // --- recommend.cpp
+  Recommendation recommend(const RecommendRequest& request) const;
+  float score(std::string_view user_id, std::string_view item_id, std::optional<double> time) const;
+  // --- serialization.cpp
+  void save(std::ostream& out, bool learned_only = false) const;
+  void restore(std::istream& in);
+
+  const StreamConfig& config() const noexcept { return cfg_; }
+  const std::shared_ptr<const FactorModel>& baseline() const noexcept { return base_; }
+  const std::shared_ptr<const BaselineInfo>& baseline_info() const noexcept { return info_; }
+  double watermark() const noexcept { return watermark_; }
+  const StreamCounters& counters() const noexcept { return counters_; }
+  std::size_t tracked_users() const noexcept { return tracked_; }
+
+ private:
+  friend class CoreSerializer;
+  // --- engine.cpp: tables
+  std::uint32_t user_key(const std::string& id);
+  std::uint32_t item_key(const std::string& id);
+  void grow_items(std::size_t n);
+  std::int32_t ensure_slot(std::uint32_t ukey);
+  void evict_batch();
+  void remember_purchase(UserState& u, std::uint32_t item);
+  void push_journal(const LearnRecord& r);
+  void install_baseline(std::shared_ptr<const FactorModel> model, std::shared_ptr<const BaselineInfo> info);
+  // --- online_sgd.cpp
+  void learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng);
+  bool sgd_pair(std::int32_t slot, std::uint32_t ukey, std::uint32_t item, float label, float weight,
+                float lr_user, float lr_item, bool explicit_form);
+  void user_vector(std::int32_t slot, std::uint32_t ukey, float* out) const;
+  void init_new_item(std::uint32_t item, const float* user_vec);
+  void refresh_norm(std::uint32_t item);
+  float learning_factor(std::int32_t slot) const;
+  // --- foldin.cpp
+  void fold_in(std::int32_t slot);
+  // --- guard.cpp
+  bool divert_to_holdout(const LearnRecord& r);
+  void touch_user(std::int32_t slot);
+  void touch_item(std::uint32_t item);
+  void forget_undo(std::int32_t slot);
+  void end_cycle();
+  void start_cycle();
+  void rollback();
+  double holdout_loss(std::size_t n) const;
+  float model_score(std::uint32_t ukey, std::uint32_t item) const;
+  void rebuild_sampler();
+  // --- recommend.cpp
+  struct RequestView;
+  RequestView view_of(std::string_view user_id, double t, float beta_scale) const;
+  float popularity(std::uint32_t item) const;
+  float finish_score(const RequestView& v, std::uint32_t item, float dot) const;
+
+  StreamConfig cfg_;
+  int k_ = 0;
+  std::shared_ptr<const FactorModel> base_;
+  std::shared_ptr<const BaselineInfo> info_;
+  bool explicit_ = false;
+
+  // Ids. Keys are dense, first-seen order, never reused; baseline items come first.
+  IdMap user_ids_, item_ids_, categories_;
+  std::vector<std::int32_t> user_slot_;      ///< per user key: slot or -1
+  std::vector<std::int32_t> user_base_row_;  ///< per user key: baseline row or -1
+  std::vector<std::int32_t> item_base_row_;  ///< per item key: baseline row or -1
+
+  // Users (slots reused after eviction).
+  std::vector<UserState> users_;
+  std::vector<std::int32_t> free_slots_;
+  std::size_t tracked_ = 0;
+  WindowTable user_windows_;
+
+  // Items: observations.
+  std::size_t n_items_ = 0;               ///< item keys in use (rows of items_ in use)
+  std::vector<std::uint32_t> item_events_;
+  std::uint32_t max_item_events_ = 0;     ///< max of item_events_ (popularity scale), derived
+  WindowTable item_windows_;
+
+  // Learned layer.
+  FactorMatrix items_;                    ///< current item vectors q_i + e_i, row = item key (capacity >= n_items_)
+  std::vector<float> item_bias_;          ///< current item bias
+  std::vector<std::uint32_t> item_init_;  ///< new items: user vectors averaged in so far
+  std::vector<float> item_norm_;          ///< |items_.row(i)|, kept in step (cosine boosts)
+  std::vector<float> user_delta_;         ///< per slot, k floats: d_u (new users: whole vector)
+  std::vector<float> user_dbias_;         ///< per slot: explicit user-bias delta
+  std::vector<std::uint32_t> user_updates_;  ///< per slot: SGD updates so far (lr decay)
+
+  // Sampling.
+  Xoshiro256 rng_;
+  AliasTable sampler_;
+  std::uint64_t swaps_ = 0;
+
+  // Guard.
+  std::vector<HoldoutPair> holdout_;
+  std::vector<LearnRecord> replay_;   ///< ring, oldest at replay_head_ once full
+  std::size_t replay_head_ = 0;
+  std::vector<LearnRecord> pending_;  ///< this cycle's trained events (join replay_ at cycle end)
+  std::uint64_t cycle_id_ = 1;
+  std::uint64_t cycle_events_ = 0;
+  std::size_t validate_n_ = 0;
+  double loss_before_ = 0.0;
+  struct UserUndo { std::uint32_t key; float dbias; std::uint32_t updates; std::size_t offset; };
+  struct ItemUndo { std::uint32_t item; float bias; std::uint32_t init; std::size_t offset; };
+  std::vector<UserUndo> undo_users_;
+  std::vector<ItemUndo> undo_items_;
+  std::vector<float> undo_floats_;
+  std::vector<std::uint64_t> user_stamp_;   ///< per slot: cycle of first touch
+  std::vector<std::uint32_t> user_undo_at_; ///< per slot: index in undo_users_
+  std::vector<std::uint64_t> item_stamp_;   ///< per item key: cycle of first touch
+
+  // Journal for hot swaps (ring).
+  std::vector<LearnRecord> journal_;
+  std::size_t journal_head_ = 0;
+
+  bool seen_any_ = false;
+  double watermark_ = 0.0;
+  StreamCounters counters_;
+
+  // Writer scratch (never touched by readers).
+  std::vector<float> scratch_u_, scratch_gu_, scratch_gi_, scratch_nd_, scratch_nq_;
+};
+
+}  // namespace freshrec::stream

@@ -1,0 +1,201 @@
+// Per-event SGD on top of the nightly factors, and new-item initialisation.
+#include <algorithm>
+#include <cmath>
+
+#include "cpu/stream/engine_core.hpp"
+
+namespace freshrec::stream {
+
+namespace {
+// Eight independent partial sums: the compiler keeps them in one SIMD register, so the
+// reduction vectorises without -ffast-math while the summation order stays fixed
+// (deterministic on every machine with the same k).
+inline float dot(const float* a, const float* b, int k) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int d = 0;
+  for (; d + 8 <= k; d += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[d + l] * b[d + l];
+  for (; d < k; ++d) acc[d & 7] += a[d] * b[d];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+inline void clip(float* g, int k, float max_norm) {
+  const float n2 = dot(g, g, k);
+  if (n2 > max_norm * max_norm) {
+    const float scale = max_norm / std::sqrt(n2);
+    for (int d = 0; d < k; ++d) g[d] *= scale;
+  }
+}
+inline bool all_finite(const float* a, int k) {
+  // x * 0 is 0 for finite x and NaN for NaN/Inf: one bad value makes the sum non-zero.
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int d = 0;
+  for (; d + 8 <= k; d += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[d + l] * 0.0f;
+  for (; d < k; ++d) acc[d & 7] += a[d] * 0.0f;
+  float s = 0.0f;
+  for (float x : acc) s += x;
+  return s == 0.0f;
+}
+}  // namespace
+
+void Core::user_vector(std::int32_t slot, std::uint32_t ukey, float* out) const {
+  const std::int32_t r = user_base_row_[ukey];
+  const float* p = r >= 0 ? base_->user_factors.row(r).data() : nullptr;
+  const float* dlt = slot >= 0 ? &user_delta_[static_cast<std::size_t>(slot) * k_] : nullptr;
+  // Branches hoisted out of the loops so each loop vectorises.
+  if (p) std::copy_n(p, k_, out);
+  else std::fill_n(out, k_, 0.0f);
+  if (dlt)
+    for (int d = 0; d < k_; ++d) out[d] += dlt[d];
+}
+
+void Core::refresh_norm(std::uint32_t item) {
+  const float* q = items_.row(item).data();
+  item_norm_[item] = std::sqrt(dot(q, q, k_));
+}
+
+float Core::learning_factor(std::int32_t slot) const {
+  const auto& s = cfg_.sgd;
+  const double decayed = std::pow(static_cast<double>(s.lr_decay), static_cast<double>(user_updates_[slot]));
+  const double floor = static_cast<double>(s.min_learning_rate) / s.user_learning_rate;
+  return static_cast<float>(std::max(decayed, floor));
+}
+
+// One squared-loss step on (user, item): loss = weight/2 (label - pred)^2 + reg/2 (|d_u|^2 +
+// |e_i|^2), both sides from the same old values (the brief's simultaneous update). The pull
+// is on the deltas only, so the fresh layer cannot drift far from the nightly factors.
+bool Core::sgd_pair(std::int32_t slot, std::uint32_t ukey, std::uint32_t item, float label, float weight,
+                    float lr_user, float lr_item, bool explicit_form) {
+  const int k = k_;
+  float* u = scratch_u_.data();
+  user_vector(slot, ukey, u);
+  float* dlt = &user_delta_[static_cast<std::size_t>(slot) * k];
+  float* q = items_.row(item).data();
+  const std::int32_t br = item_base_row_[item];
+  const float* qb = br >= 0 ? base_->item_factors.row(br).data() : nullptr;
+  const float reg = cfg_.sgd.regularization;
+
+  float pred = dot(u, q, k);
+  const std::int32_t ubr = user_base_row_[ukey];
+  float bu = 0.0f, bi_base = 0.0f;
+  if (explicit_form) {
+    bu = (ubr >= 0 && base_->user_bias.size() ? base_->user_bias[ubr] : 0.0f) + user_dbias_[slot];
+    bi_base = br >= 0 && base_->item_bias.size() ? base_->item_bias[br] : 0.0f;
+    pred += base_->global_bias + bu + item_bias_[item];
+  }
+  const float err = label - pred;
+  const float we = weight * err;
+  float* gu = scratch_gu_.data();
+  float* gi = scratch_gi_.data();
+  for (int d = 0; d < k; ++d) {
+    gu[d] = -we * q[d] + reg * dlt[d];
+    gi[d] = -we * u[d] + reg * (q[d] - (qb ? qb[d] : 0.0f));
+  }
+  clip(gu, k, cfg_.sgd.gradient_clip);
+  clip(gi, k, cfg_.sgd.gradient_clip);
+  float* nd = scratch_nd_.data();
+  float* nq = scratch_nq_.data();
+  for (int d = 0; d < k; ++d) {
+    nd[d] = dlt[d] - lr_user * gu[d];
+    nq[d] = q[d] - lr_item * gi[d];
+  }
+  float ndb = 0.0f, nbi = 0.0f;
+  if (explicit_form) {
+    ndb = user_dbias_[slot] - lr_user * (-we + reg * user_dbias_[slot]);
+    nbi = item_bias_[item] - lr_item * (-we + reg * (item_bias_[item] - bi_base));
+  }
+  if (!all_finite(nd, k) || !all_finite(nq, k) || !std::isfinite(ndb) || !std::isfinite(nbi)) {
+    ++counters_.non_finite_skipped;
+    return false;
+  }
+  touch_user(slot);
+  touch_item(item);
+  std::copy_n(nd, k, dlt);
+  std::copy_n(nq, k, q);
+  if (explicit_form) {
+    user_dbias_[slot] = ndb;
+    item_bias_[item] = nbi;
+  }
+  refresh_norm(item);
+  ++counters_.sgd_updates;
+  return true;
+}
+
+// A new item starts at the mean of the vectors of the users who touched it (plus a small
+// jitter derived from the seed and its key, so two new items touched by the same user do
+// not coincide), until min_events users have been averaged in; SGD takes over after.
+void Core::init_new_item(std::uint32_t item, const float* user_vec) {
+  touch_item(item);
+  float* q = items_.row(item).data();
+  const std::uint32_t n = ++item_init_[item];
+  if (n == 1) {
+    std::uint64_t h = cfg_.seed ^ (0x6A09E667F3BCC909ULL * (item + 1));
+    for (int d = 0; d < k_; ++d) {
+      const double j = static_cast<double>(splitmix64(h) >> 11) * 0x1.0p-53 * 2.0 - 1.0;
+      q[d] = user_vec[d] + static_cast<float>(0.01 * j);
+    }
+  } else {
+    const float inv = 1.0f / static_cast<float>(n);
+    for (int d = 0; d < k_; ++d) q[d] += (user_vec[d] - q[d]) * inv;
+  }
+  if (!all_finite(q, k_)) {  // cannot happen with finite users; never keep it if it does
+    std::fill_n(q, k_, 0.0f);
+    ++counters_.non_finite_skipped;
+  }
+  refresh_norm(item);
+}
+
+void Core::learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng) {
+  const std::int32_t slot = user_slot_[r.user];
+  if (slot < 0) return;  // evicted since (replay / rebuild): its fresh layer is gone anyway
+  UserState& u = users_[slot];
+  const auto type = static_cast<EventType>(r.type);
+  const bool rating = type == EventType::kRating;
+  const bool new_user = user_base_row_[r.user] < 0;
+  const bool new_item = item_base_row_[r.item] < 0;
+  const auto& sc = cfg_.sgd;
+
+  if (mode == LearnMode::kLive && new_user) {
+    // Fold-in history: ring of the last max_events (item, weight or rating).
+    const float v = rating ? r.rating : sc.weights[type];
+    const auto cap = static_cast<std::size_t>(cfg_.foldin.max_events);
+    if (u.history.size() < cap) {
+      u.history.emplace_back(r.item, v);
+    } else {
+      u.history[u.history_head] = {r.item, v};
+      u.history_head = static_cast<std::uint32_t>((u.history_head + 1) % cap);
+    }
+  }
+  if (mode == LearnMode::kLive) ++u.learn_events;
+  if (mode == LearnMode::kLive && new_user && u.learn_events <= static_cast<std::uint32_t>(cfg_.foldin.max_events))
+    fold_in(slot);
+
+  const bool item_initialising = new_item && item_init_[r.item] < static_cast<std::uint32_t>(cfg_.new_items.min_events);
+  if (item_initialising) {
+    if (mode == LearnMode::kReplay) return;
+    user_vector(slot, r.user, scratch_u_.data());
+    init_new_item(r.item, scratch_u_.data());
+  }
+  if (!sc.enabled) return;
+
+  touch_user(slot);  // the update counter below is learned state too
+  const float f = learning_factor(slot);
+  const float lr_u = sc.user_learning_rate * f;
+  const float lr_i = item_initialising ? 0.0f : sc.item_learning_rate * f;
+  if (rating) {
+    if (explicit_) sgd_pair(slot, r.user, r.item, r.rating, 1.0f, lr_u, lr_i, true);
+    else sgd_pair(slot, r.user, r.item, r.rating - sc.rating_offset, 1.0f, lr_u, lr_i, false);
+  } else {
+    sgd_pair(slot, r.user, r.item, 1.0f, sc.weights[type], lr_u, lr_i, false);
+    if (!sampler_.empty()) {
+      for (int n = 0; n < sc.negatives; ++n) {
+        const std::uint32_t j = sampler_.draw(rng);
+        if (j == r.item) continue;  // a collision is skipped, not redrawn: fixed RNG use per event
+        sgd_pair(slot, r.user, j, 0.0f, 1.0f, lr_u, sc.item_learning_rate * f, false);
+      }
+    }
+  }
+  ++user_updates_[slot];
+}
+
+}  // namespace freshrec::stream

@@ -1,0 +1,100 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cpu/data/event_type.hpp"
+
+namespace freshrec {
+
+/// Sessions and the session embedding (event time throughout).
+struct SessionConfig {
+  double gap_seconds = 1800.0;       ///< inactivity that starts a new session
+  int recent_clicked = 10;           ///< recent_clicked_items kept (brief: 10)
+  int embedding_items = 20;          ///< recent clicked/viewed items in the session embedding (brief: 20)
+  double decay_position = 0.9;       ///< weight decay_position^rank (rank 0 = newest)
+  double lambda_session = 1.0 / 600; ///< 1/seconds: weight exp(-lambda_session * (t - t_event))
+  float view_weight = 0.5f;          ///< a viewed item's weight relative to a clicked one in the embedding
+  int recent_queries = 5;            ///< recent search queries kept
+  int max_purchased = 200;           ///< purchased items remembered per user (oldest dropped)
+  bool exclude_purchased = true;     ///< never recommend an item the user bought
+};
+
+/// Sliding-window counters per user and per item (event time).
+struct WindowConfig {
+  std::vector<double> seconds{300.0, 3600.0, 86400.0};  ///< window lengths, ascending
+};
+
+/// Per-event SGD on top of the nightly factors.
+struct OnlineSgdConfig {
+  bool enabled = true;
+  float user_learning_rate = 0.05f;
+  float item_learning_rate = 0.005f;  ///< items move slower: they are shared by every user
+  float regularization = 0.02f;       ///< L2 pull of p_u + d_u (and q_i) back toward the nightly baseline
+  float lr_decay = 0.999f;            ///< per update of the same user: lr * decay^n
+  float min_learning_rate = 0.005f;   ///< floor of the decayed user rate (items: scaled alike)
+  float gradient_clip = 1.0f;         ///< max L2 norm of a gradient
+  int negatives = 2;                  ///< popularity-sampled negatives per implicit event
+  EventWeights weights;               ///< per-type weight of an implicit positive (search/0 = no update)
+  float rating_offset = 3.0f;         ///< explicit ratings: label = rating - offset (centres 1..5 stars)
+};
+
+/// New users: exact least-squares fold-in against the item vectors.
+struct FoldInConfig {
+  int max_events = 50;           ///< the most recent events used in the solve
+  float regularization = 0.1f;   ///< lambda in (YᵀY + Yᵀ(C−I)Y + lambda I) x = YᵀC p
+  float alpha = 10.0f;           ///< confidence scale, c = 1 + alpha * w(type)
+};
+
+/// New items: initialised from the users who touch them.
+struct NewItemConfig {
+  int min_events = 3;            ///< recommendable after this many events
+};
+
+/// The brief's OnlineLearningService: mixed replay batches, holdout, accept or roll back.
+struct GuardConfig {
+  bool enabled = true;
+  std::size_t replay_capacity = 100000;  ///< bounded replay buffer (oldest dropped)
+  double replay_ratio = 0.3;             ///< share of each cycle's batch drawn from the buffer
+  std::size_t holdout_size = 1000;       ///< validation interactions kept
+  double holdout_probability = 0.02;     ///< chance an event is diverted to the holdout while it is not full
+  std::size_t cycle_events = 5000;       ///< events per update cycle
+  double tolerance = 0.0;                ///< accept when new loss <= old loss + tolerance
+  bool log_decisions = true;             ///< one stderr line per accept/rollback with both losses
+};
+
+/// Blending long-term and real-time signals at request time.
+struct BlendConfig {
+  double lambda_blend = 1.0 / 3600;  ///< 1/seconds: g = exp(-lambda_blend * (t - t_last(u)))
+  float beta = 1.0f;                 ///< weight of the session embedding term
+  float trending_weight = 0.0f;      ///< weight of the item's recent-window popularity (log1p count)
+};
+
+/// Request-time context effects.
+struct ContextConfig {
+  float page_item_weight = 0.5f;     ///< boost of items near the page's item (cosine)
+  float product_page_beta = 1.5f;    ///< beta multiplier on product/search/cart pages (intent is explicit)
+};
+
+/// Memory bounds.
+struct MemoryConfig {
+  std::size_t max_users = 1000000;   ///< tracked users; the least recently active are evicted beyond it
+};
+
+/// Everything the streaming engine needs (configs/stream.yaml "stream:" section).
+struct StreamConfig {
+  SessionConfig session;
+  WindowConfig windows;
+  OnlineSgdConfig sgd;
+  FoldInConfig foldin;
+  NewItemConfig new_items;
+  GuardConfig guard;
+  BlendConfig blend;
+  ContextConfig context;
+  MemoryConfig memory;
+  std::uint64_t seed = 42;
+  std::size_t journal_capacity = 1000000;  ///< events kept for re-application after a hot swap
+};
+
+}  // namespace freshrec

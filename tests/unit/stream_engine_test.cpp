@@ -1,0 +1,516 @@
+// Streaming engine: sessions, decay, windows, SGD, fold-in, guard, determinism, recovery,
+// eviction, finite checks, exclusions and the "running shoes" story.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+#include <gtest/gtest.h>
+
+#include "cpu/stream/stream_engine.hpp"
+#include "cpu/util/error.hpp"
+
+namespace freshrec {
+namespace {
+
+// Random implicit model with ids u0.., i0.. (deterministic LCG).
+std::shared_ptr<FactorModel> random_model(int n_users, int n_items, int k, std::uint32_t seed = 7) {
+  auto m = std::make_shared<FactorModel>();
+  m->user_factors.resize(n_users, k);
+  m->item_factors.resize(n_items, k);
+  std::uint64_t s = seed;
+  auto next = [&s] {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<float>((s >> 40) & 0xFFFF) / 65536.0f - 0.5f;
+  };
+  for (int u = 0; u < n_users; ++u)
+    for (int d = 0; d < k; ++d) m->user_factors(u, d) = 0.3f * next();
+  for (int i = 0; i < n_items; ++i)
+    for (int d = 0; d < k; ++d) m->item_factors(i, d) = 0.3f * next();
+  m->user_bias = Eigen::VectorXf::Zero(n_users);
+  m->item_bias = Eigen::VectorXf::Zero(n_items);
+  for (int u = 0; u < n_users; ++u) m->user_ids.intern("u" + std::to_string(u));
+  for (int i = 0; i < n_items; ++i) m->item_ids.intern("i" + std::to_string(i));
+  return m;
+}
+
+Event ev(const std::string& user, const std::string& item, EventType type, double t) {
+  Event e;
+  e.user_id = user;
+  e.item_id = item;
+  e.type = type;
+  e.timestamp = t;
+  return e;
+}
+
+StreamConfig quiet_config() {
+  StreamConfig c;
+  c.guard.log_decisions = false;
+  return c;
+}
+
+// A mixed stream: known and new users, known and new items, all event types.
+std::vector<Event> mixed_stream(int n, int n_users, int n_items, std::uint32_t seed) {
+  std::vector<Event> out;
+  std::uint64_t s = seed;
+  auto next = [&s](std::uint64_t mod) {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (s >> 33) % mod;
+  };
+  for (int j = 0; j < n; ++j) {
+    const std::string user = (next(5) == 0 ? "new_u" : "u") + std::to_string(next(n_users));
+    const std::string item = (next(10) == 0 ? "new_i" : "i") + std::to_string(next(n_items));
+    const auto type = static_cast<EventType>(next(4));
+    Event e = ev(user, item, type, 1000.0 + j * 7.0 + static_cast<double>(next(5)));
+    e.category = "cat" + std::to_string(next(3));
+    e.price = static_cast<double>(next(100));
+    if (next(20) == 0) {
+      e.type = EventType::kSearch;
+      e.item_id.clear();
+      e.query = "q" + std::to_string(next(4));
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+TEST(StreamSession, SplitsAtTheGap) {
+  auto m = random_model(3, 10, 4);
+  StreamConfig c = quiet_config();
+  StreamEngine eng(c, m);
+  Event v = ev("u0", "i1", EventType::kView, 1000);
+  v.category = "shoes";
+  v.price = 10;
+  ASSERT_TRUE(eng.apply(v).accepted);
+  ASSERT_TRUE(eng.apply(ev("u0", "i2", EventType::kClick, 1000 + 1799)).accepted);
+  v.timestamp = 1000 + 1800;
+  v.category = "boots";
+  v.price = 30;
+  ASSERT_TRUE(eng.apply(v).accepted);
+  auto f = eng.features("u0");
+  EXPECT_EQ(f.session_view_count, 2u);
+  EXPECT_EQ(f.session_click_count, 1u);
+  EXPECT_DOUBLE_EQ(f.session_ctr, 0.5);
+  EXPECT_DOUBLE_EQ(f.avg_price_viewed, 20.0);
+  EXPECT_EQ(f.top_category, "boots");  // tie 1:1 -> lexicographically smallest
+  EXPECT_EQ(f.category_count, 2u);
+  ASSERT_EQ(f.recent_clicked_items.size(), 1u);
+  EXPECT_EQ(f.recent_clicked_items[0], "i2");
+  // More than the gap after the latest event: a new session.
+  Event s = ev("u0", "", EventType::kSearch, 1000 + 1800 + 1801);
+  s.query = "running shoes";
+  ASSERT_TRUE(eng.apply(s).accepted);
+  f = eng.features("u0");
+  EXPECT_EQ(f.session_view_count, 0u);
+  EXPECT_EQ(f.session_click_count, 0u);
+  EXPECT_EQ(f.session_search_count, 1u);
+  EXPECT_DOUBLE_EQ(f.session_start, 1000 + 1800 + 1801);
+  ASSERT_EQ(f.recent_queries.size(), 1u);
+  EXPECT_EQ(f.recent_queries[0], "running shoes");
+  EXPECT_TRUE(f.top_category.empty());
+}
+
+TEST(StreamSession, EmbeddingDecayMatchesHandComputation) {
+  auto m = random_model(2, 5, 3);
+  StreamConfig c = quiet_config();
+  c.sgd.enabled = false;
+  c.guard.enabled = false;
+  StreamEngine eng(c, m);
+  ASSERT_TRUE(eng.apply(ev("u0", "i1", EventType::kClick, 100)).accepted);
+  ASSERT_TRUE(eng.apply(ev("u0", "i2", EventType::kView, 160)).accepted);
+  ASSERT_TRUE(eng.apply(ev("u0", "i3", EventType::kClick, 130)).accepted);  // late: ranks by its own time
+  const double t = 160;
+  // Newest first by event time: i2 (view, rank 0), i3 (click, rank 1), i1 (click, rank 2).
+  const double lam = c.session.lambda_session, dp = c.session.decay_position;
+  const double w2 = 1.0 * std::exp(-lam * 0) * c.session.view_weight;
+  const double w3 = dp * std::exp(-lam * (t - 130));
+  const double w1 = dp * dp * std::exp(-lam * (t - 100));
+  auto f = eng.features("u0");
+  ASSERT_EQ(f.session_embedding.size(), 3u);
+  for (int d = 0; d < 3; ++d) {
+    const double want = (w2 * m->item_factors(2, d) + w3 * m->item_factors(3, d) + w1 * m->item_factors(1, d)) /
+                        (w2 + w3 + w1);
+    EXPECT_NEAR(f.session_embedding[d], want, 1e-6);
+  }
+  // Clicked items in event-time order.
+  ASSERT_EQ(f.recent_clicked_items.size(), 2u);
+  EXPECT_EQ(f.recent_clicked_items[0], "i1");
+  EXPECT_EQ(f.recent_clicked_items[1], "i3");
+  // No clicks/views: zeros.
+  auto none = eng.features("nobody");
+  for (float x : none.session_embedding) EXPECT_EQ(x, 0.0f);
+}
+
+TEST(StreamWindows, CountsExpire) {
+  auto m = random_model(2, 5, 3);
+  StreamConfig c = quiet_config();
+  c.windows.seconds = {64.0, 6400.0};  // bucket widths 4 s and 400 s
+  StreamEngine eng(c, m);
+  ASSERT_TRUE(eng.apply(ev("u0", "i1", EventType::kView, 0)).accepted);
+  ASSERT_TRUE(eng.apply(ev("u0", "i1", EventType::kView, 30)).accepted);
+  auto f = eng.features("u0");
+  ASSERT_EQ(f.window_counts.size(), 2u);
+  EXPECT_EQ(f.window_counts[0], 2u);
+  EXPECT_EQ(f.window_counts[1], 2u);
+  // At t=100 the short window covers buckets [9*4, 100]: the events at 0 and 30 are out.
+  ASSERT_TRUE(eng.apply(ev("u0", "i2", EventType::kView, 100)).accepted);
+  f = eng.features("u0");
+  EXPECT_EQ(f.window_counts[0], 1u);
+  EXPECT_EQ(f.window_counts[1], 3u);
+  // A late event inside the window counts; one older than the ring is dropped.
+  ASSERT_TRUE(eng.apply(ev("u0", "i2", EventType::kView, 90)).accepted);
+  ASSERT_TRUE(eng.apply(ev("u0", "i2", EventType::kView, 10)).accepted);
+  f = eng.features("u0");
+  EXPECT_EQ(f.window_counts[0], 2u);
+  EXPECT_EQ(f.window_counts[1], 5u);
+  // Far later: everything expired.
+  ASSERT_TRUE(eng.apply(ev("u1", "i2", EventType::kView, 100000)).accepted);
+  f = eng.features("u0");
+  EXPECT_EQ(f.window_counts[0], 0u);
+  EXPECT_EQ(f.window_counts[1], 0u);
+}
+
+TEST(StreamSgd, OneStepMatchesHandComputation) {
+  auto m = random_model(2, 4, 3);
+  StreamConfig c = quiet_config();
+  c.guard.enabled = false;
+  c.sgd.negatives = 0;
+  c.sgd.gradient_clip = 1e6f;
+  c.blend.beta = 0.0f;
+  StreamEngine eng(c, m);
+  const Eigen::Vector3d p = m->user_factors.row(0).transpose().cast<double>();
+  const Eigen::Vector3d q = m->item_factors.row(1).transpose().cast<double>();
+  const Eigen::Vector3d q2 = m->item_factors.row(2).transpose().cast<double>();
+  ASSERT_TRUE(eng.apply(ev("u0", "i1", EventType::kClick, 50)).accepted);
+  const double w = c.sgd.weights[EventType::kClick];
+  const double err = 1.0 - p.dot(q);
+  const Eigen::Vector3d gu = -w * err * q;  // d_u and e_i start at 0: no pull yet
+  const Eigen::Vector3d gi = -w * err * p;
+  const Eigen::Vector3d d = -c.sgd.user_learning_rate * gu;
+  const Eigen::Vector3d qn = q - c.sgd.item_learning_rate * gi;
+  EXPECT_NEAR(eng.score("u0", "i1", 50.0), (p + d).dot(qn), 1e-6);
+  EXPECT_NEAR(eng.score("u0", "i2", 50.0), (p + d).dot(q2), 1e-6);
+  // Blend: an hour later g = e^-1 scales only the delta.
+  EXPECT_NEAR(eng.score("u0", "i2", 50.0 + 3600), (p + std::exp(-1.0) * d).dot(q2), 1e-6);
+  EXPECT_EQ(eng.counters().sgd_updates, 1u);
+}
+
+TEST(StreamSgd, ClipsAndDecays) {
+  auto m = random_model(2, 4, 3);
+  StreamConfig c = quiet_config();
+  c.guard.enabled = false;
+  c.sgd.negatives = 0;
+  c.sgd.gradient_clip = 0.01f;
+  c.sgd.item_learning_rate = 0.0f;
+  c.sgd.lr_decay = 0.5f;
+  c.sgd.min_learning_rate = 0.02f;  // floor: factor 0.4 after two updates
+  c.blend.beta = 0.0f;
+  StreamEngine eng(c, m);
+  const Eigen::Vector3d p = m->user_factors.row(0).transpose().cast<double>();
+  const Eigen::Vector3d q = m->item_factors.row(1).transpose().cast<double>();
+  Eigen::Vector3d d = Eigen::Vector3d::Zero();
+  for (int j = 0; j < 4; ++j) {
+    ASSERT_TRUE(eng.apply(ev("u0", "i1", EventType::kPurchase, 50 + j)).accepted);
+    const double err = 1.0 - (p + d).dot(q);
+    Eigen::Vector3d g = -8.0 * err * q + c.sgd.regularization * d;
+    if (g.norm() > 0.01) g *= 0.01 / g.norm();
+    const double lr = c.sgd.user_learning_rate * std::max(std::pow(0.5, j), 0.02 / 0.05);
+    d -= lr * g;
+  }
+  EXPECT_NEAR(eng.score("u0", "i1", 53.0), (p + d).dot(q), 1e-5);
+}
+
+TEST(StreamFoldIn, MatchesDirectDenseSolve) {
+  auto m = random_model(3, 12, 4);
+  StreamConfig c = quiet_config();
+  c.sgd.enabled = false;
+  c.guard.enabled = false;
+  c.blend.beta = 0.0f;
+  StreamEngine eng(c, m);
+  ASSERT_TRUE(eng.apply(ev("newbie", "i0", EventType::kClick, 10)).accepted);
+  ASSERT_TRUE(eng.apply(ev("newbie", "i3", EventType::kView, 11)).accepted);
+  ASSERT_TRUE(eng.apply(ev("newbie", "i0", EventType::kAddToCart, 12)).accepted);
+  ASSERT_TRUE(eng.apply(ev("newbie", "i7", EventType::kPurchase, 13)).accepted);
+  EXPECT_EQ(eng.counters().foldins, 4u);
+  const Eigen::MatrixXd y = m->item_factors.cast<double>();
+  Eigen::VectorXd conf = Eigen::VectorXd::Ones(12), pref = Eigen::VectorXd::Zero(12);
+  const auto& w = c.sgd.weights;
+  conf[0] += c.foldin.alpha * (w[EventType::kClick] + w[EventType::kAddToCart]);
+  conf[3] += c.foldin.alpha * w[EventType::kView];
+  conf[7] += c.foldin.alpha * w[EventType::kPurchase];
+  pref[0] = pref[3] = pref[7] = 1.0;
+  const Eigen::MatrixXd a = y.transpose() * conf.asDiagonal() * y +
+                            c.foldin.regularization * Eigen::MatrixXd::Identity(4, 4);
+  const Eigen::VectorXd x = a.fullPivLu().solve(y.transpose() * conf.asDiagonal() * pref);
+  for (int i = 0; i < 12; ++i)  // g = 1 at the user's last event: the score is x·q_i
+    EXPECT_NEAR(eng.score("newbie", "i" + std::to_string(i), 13.0), x.dot(y.row(i)), 1e-4) << i;
+}
+
+TEST(StreamNewItems, InitialisedFromUsersAndGatedByMinEvents) {
+  auto m = random_model(4, 6, 3);
+  StreamConfig c = quiet_config();
+  c.guard.enabled = false;
+  c.new_items.min_events = 2;
+  StreamEngine eng(c, m);
+  ASSERT_TRUE(eng.apply(ev("u0", "fresh", EventType::kClick, 10)).accepted);
+  RecommendRequest r;
+  r.user_id = "u1";
+  r.k = 100;
+  auto rec = eng.recommend(r);
+  for (const auto& s : rec.items) EXPECT_NE(s.item_id, "fresh");
+  ASSERT_TRUE(eng.apply(ev("u1", "fresh", EventType::kClick, 11)).accepted);
+  rec = eng.recommend(r);
+  EXPECT_TRUE(std::any_of(rec.items.begin(), rec.items.end(), [](const ScoredItem& s) { return s.item_id == "fresh"; }));
+  EXPECT_TRUE(std::isfinite(eng.score("u2", "fresh")));
+  EXPECT_NE(eng.score("u2", "fresh"), 0.0f);
+}
+
+TEST(StreamGuard, RollbackRestoresLearnedStateExactly) {
+  auto m = random_model(5, 20, 4);
+  StreamConfig c = quiet_config();
+  c.guard.holdout_probability = 1.0;
+  c.guard.holdout_size = 20;
+  c.guard.cycle_events = 20;
+  c.guard.tolerance = -1e9;  // every cycle is "worse": always roll back
+  StreamEngine eng(c, m);
+  auto events = mixed_stream(40, 5, 20, 3);
+  for (auto& e : events) {  // keep to known users/items so every id exists before cycle 2
+    e.user_id = "u" + e.user_id.substr(e.user_id.find_first_of("0123456789"));
+    if (!e.item_id.empty()) e.item_id = "i" + e.item_id.substr(e.item_id.find_first_of("0123456789"));
+    if (e.type == EventType::kSearch) e.type = EventType::kClick, e.item_id = "i1";
+  }
+  for (int j = 0; j < 20; ++j) ASSERT_TRUE(eng.apply(events[j]).accepted);  // all held out
+  const std::string before = eng.learned_state_digest();
+  for (int j = 20; j < 39; ++j) ASSERT_TRUE(eng.apply(events[j]).accepted);
+  EXPECT_NE(eng.learned_state_digest(), before);  // per-event learning is immediate
+  ASSERT_TRUE(eng.apply(events[39]).accepted);     // cycle end: rolled back
+  EXPECT_EQ(eng.learned_state_digest(), before);
+  EXPECT_EQ(eng.counters().guard_rollbacks, 2u);
+  EXPECT_GT(eng.counters().sgd_updates, 0u);
+
+  // Same stream, generous tolerance: accepted, state moved.
+  c.guard.tolerance = 1e9;
+  StreamEngine acc(c, m);
+  for (int j = 0; j < 20; ++j) acc.apply(events[j]);
+  const std::string before2 = acc.learned_state_digest();
+  for (int j = 20; j < 40; ++j) acc.apply(events[j]);
+  EXPECT_NE(acc.learned_state_digest(), before2);
+  EXPECT_EQ(acc.counters().guard_accepts, 2u);
+}
+
+TEST(StreamState, DeterministicAndRestoresBitForBit) {
+  auto m = random_model(30, 60, 8);
+  StreamConfig c = quiet_config();
+  c.guard.cycle_events = 97;
+  c.guard.holdout_size = 50;
+  c.guard.holdout_probability = 0.1;
+  c.memory.max_users = 25;
+  c.journal_capacity = 300;
+  c.guard.replay_capacity = 200;
+  const auto events = mixed_stream(1500, 30, 60, 11);
+  StreamEngine a(c, m), b(c, m);
+  for (const auto& e : events) a.apply(e);
+  for (const auto& e : events) b.apply(e);
+  EXPECT_EQ(a.state_digest(), b.state_digest());
+  EXPECT_GT(a.counters().guard_accepts + a.counters().guard_rollbacks, 10u);
+  EXPECT_GT(a.counters().foldins, 0u);
+  EXPECT_GT(a.counters().evicted_users, 0u);
+
+  for (std::size_t cut : {1u, 333u, 750u, 1499u}) {
+    StreamEngine first(c, m);
+    for (std::size_t j = 0; j < cut; ++j) first.apply(events[j]);
+    std::stringstream ckpt;
+    first.save(ckpt);
+    StreamEngine resumed(c, m);
+    resumed.restore(ckpt);
+    EXPECT_EQ(resumed.state_digest(), first.state_digest()) << cut;
+    for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
+    EXPECT_EQ(resumed.state_digest(), a.state_digest()) << "cut at " << cut;
+  }
+}
+
+TEST(StreamState, RestoreRefusesForeignOrBrokenBytes) {
+  auto m = random_model(5, 10, 4);
+  StreamConfig c = quiet_config();
+  StreamEngine a(c, m);
+  for (const auto& e : mixed_stream(100, 5, 10, 5)) a.apply(e);
+  std::stringstream ckpt;
+  a.save(ckpt);
+  const std::string bytes = ckpt.str();
+  const std::string digest = a.state_digest();
+
+  auto other = random_model(5, 10, 4, 99);  // same shape, other factors
+  StreamEngine b(c, other);
+  std::stringstream in1(bytes);
+  EXPECT_THROW(b.restore(in1), IntegrityError);
+  std::stringstream in2(bytes.substr(0, bytes.size() / 2));
+  EXPECT_THROW(a.restore(in2), IntegrityError);
+  EXPECT_EQ(a.state_digest(), digest);  // a failed restore leaves the state as it was
+  std::string bad = bytes;
+  bad[0] ^= 1;
+  std::stringstream in3(bad);
+  EXPECT_THROW(a.restore(in3), IntegrityError);
+}
+
+TEST(StreamMemory, EvictsLeastRecentlyActiveBeyondTheCap) {
+  auto m = random_model(5, 10, 4);
+  StreamConfig c = quiet_config();
+  c.memory.max_users = 16;
+  StreamEngine eng(c, m);
+  for (int u = 0; u < 200; ++u) {
+    ASSERT_TRUE(eng.apply(ev("user" + std::to_string(u), "i1", EventType::kView, 1000.0 + u)).accepted);
+    ASSERT_LE(eng.tracked_users(), 16u);
+  }
+  EXPECT_GE(eng.counters().evicted_users, 184u);
+  EXPECT_EQ(eng.features("user199").session_view_count, 1u);  // the most recent survive
+  EXPECT_EQ(eng.features("user0").session_view_count, 0u);    // the oldest are gone
+}
+
+TEST(StreamSafety, BadInputsAndOverflowNeverReachAFactor) {
+  auto m = random_model(3, 6, 4);
+  m->item_factors.row(2).setConstant(1e30f);  // finite, but any update through it overflows
+  StreamConfig c = quiet_config();
+  c.guard.enabled = false;
+  StreamEngine eng(c, m);
+  const std::string d0 = eng.learned_state_digest();
+  Event e = ev("u0", "i1", EventType::kClick, NAN);
+  EXPECT_FALSE(eng.apply(e).accepted);
+  e = ev("u0", "i1", EventType::kRating, 10);
+  e.rating = INFINITY;
+  EXPECT_FALSE(eng.apply(e).accepted);
+  e = ev("u0", "i1", EventType::kView, 10);
+  e.price = INFINITY;
+  EXPECT_FALSE(eng.apply(e).accepted);
+  EXPECT_FALSE(eng.apply(ev("", "i1", EventType::kView, 10)).accepted);
+  EXPECT_FALSE(eng.apply(ev("u0", "", EventType::kClick, 10)).accepted);
+  EXPECT_EQ(eng.counters().rejected, 5u);
+  EXPECT_EQ(eng.counters().events, 0u);
+  EXPECT_EQ(eng.learned_state_digest(), d0);  // rejected events change nothing but the counter
+  EXPECT_EQ(eng.tracked_users(), 0u);
+  ASSERT_TRUE(eng.apply(ev("u0", "i2", EventType::kClick, 20)).accepted);
+  ASSERT_TRUE(eng.apply(ev("newu", "i2", EventType::kClick, 21)).accepted);
+  EXPECT_GT(eng.counters().non_finite_skipped, 0u);
+  for (const char* u : {"u0", "u1", "newu"})
+    for (int i = 0; i < 6; ++i) {
+      if (i == 2) continue;
+      EXPECT_TRUE(std::isfinite(eng.score(u, "i" + std::to_string(i)))) << u << " i" << i;
+    }
+  auto f = eng.features("u0");
+  for (float x : f.session_embedding) EXPECT_TRUE(std::isfinite(x));
+}
+
+TEST(StreamRecommend, ExcludesPurchasedCartAndPageItems) {
+  auto m = random_model(3, 30, 4);
+  StreamConfig c = quiet_config();
+  StreamEngine eng(c, m);
+  ASSERT_TRUE(eng.apply(ev("u0", "i5", EventType::kPurchase, 10)).accepted);
+  RecommendRequest r;
+  r.user_id = "u0";
+  r.k = 1000;
+  r.page_type = "product";
+  r.page_item_id = "i7";
+  r.cart_items = {"i9", "i11"};
+  auto rec = eng.recommend(r);
+  EXPECT_TRUE(rec.known_user);
+  EXPECT_EQ(rec.items.size(), 26u);
+  for (const auto& s : rec.items)
+    for (const char* bad : {"i5", "i7", "i9", "i11"}) EXPECT_NE(s.item_id, bad);
+  for (std::size_t j = 1; j < rec.items.size(); ++j) EXPECT_GE(rec.items[j - 1].score, rec.items[j].score);
+  // Unknown users get popularity: the only item with events comes first.
+  r.user_id = "stranger";
+  r.page_item_id.clear();
+  r.cart_items.clear();
+  r.k = 3;
+  rec = eng.recommend(r);
+  EXPECT_FALSE(rec.known_user);
+  ASSERT_EQ(rec.items.size(), 3u);
+  EXPECT_EQ(rec.items[0].item_id, "i5");
+}
+
+// The product story: a winter-boots user clicks and searches running shoes; the top 10 turns
+// to running shoes at once and returns to the nightly ranking after an idle hour and more.
+TEST(StreamStory, RunningShoes) {
+  const int k = 8, per = 20;
+  auto m = std::make_shared<FactorModel>();
+  m->item_factors = FactorMatrix::Zero(3 * per, k);
+  std::uint64_t s = 5;
+  auto noise = [&s] {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return 0.1f * (static_cast<float>((s >> 40) & 0xFFFF) / 65536.0f - 0.5f);
+  };
+  const char* names[3] = {"boots", "running", "kitchen"};
+  for (int g = 0; g < 3; ++g)
+    for (int j = 0; j < per; ++j) {
+      m->item_ids.intern(std::string(names[g]) + std::to_string(j));
+      for (int d = 0; d < k; ++d) m->item_factors(g * per + j, d) = (d == g ? 1.0f : 0.0f) + noise();
+    }
+  m->user_factors = FactorMatrix::Zero(1, k);
+  m->user_factors(0, 0) = 0.7f;  // winter boots, last week
+  m->user_factors(0, 2) = 0.2f;
+  m->user_ids.intern("alice");
+  m->user_bias = Eigen::VectorXf::Zero(1);
+  m->item_bias = Eigen::VectorXf::Zero(3 * per);
+  StreamConfig c = quiet_config();
+  StreamEngine eng(c, m);
+
+  RecommendRequest r;
+  r.user_id = "alice";
+  auto count_prefix = [](const Recommendation& rec, const std::string& p) {
+    return std::count_if(rec.items.begin(), rec.items.end(),
+                         [&p](const ScoredItem& x) { return x.item_id.rfind(p, 0) == 0; });
+  };
+  r.time = 1000.0;
+  const auto nightly = eng.recommend(r);
+  EXPECT_EQ(count_prefix(nightly, "boots"), 10);
+
+  const double t0 = 10000;
+  Event q = ev("alice", "", EventType::kSearch, t0);
+  q.query = "running shoes";
+  ASSERT_TRUE(eng.apply(q).accepted);
+  ASSERT_TRUE(eng.apply(ev("alice", "running3", EventType::kClick, t0 + 5)).accepted);
+  ASSERT_TRUE(eng.apply(ev("alice", "running7", EventType::kClick, t0 + 15)).accepted);
+  ASSERT_TRUE(eng.apply(ev("alice", "running7", EventType::kAddToCart, t0 + 30)).accepted);
+  r.time.reset();  // the watermark
+  auto now = eng.recommend(r);
+  EXPECT_GE(count_prefix(now, "running"), 8) << "fresh intent should dominate";
+  EXPECT_NEAR(now.blend_weight, 1.0, 1e-9);
+
+  r.time = t0 + 30 + 2 * 3600.0;  // two idle hours later
+  auto later = eng.recommend(r);
+  int overlap = 0;
+  for (const auto& a : later.items)
+    for (const auto& b : nightly.items) overlap += a.item_id == b.item_id;
+  EXPECT_GE(overlap, 8) << "an idle user slides back to the nightly ranking";
+  EXPECT_LT(later.blend_weight, 0.2);
+}
+
+TEST(StreamSwap, RebuildsOnTheNextBaseline) {
+  auto m = random_model(10, 20, 4);
+  StreamConfig c = quiet_config();
+  StreamEngine eng(c, m);
+  const auto events = mixed_stream(300, 10, 20, 21);
+  for (const auto& e : events) eng.apply(e);
+  auto next = random_model(12, 22, 4, 8);
+  next->item_ids = IdMap();
+  for (int i = 0; i < 21; ++i) next->item_ids.intern("i" + std::to_string(i));
+  next->item_ids.intern("new_i3");  // a stream-born item is in the nightly model now
+  next->data_cutoff = events[150].timestamp;
+  eng.swap_baseline(next);
+  EXPECT_EQ(eng.baseline().get(), next.get());
+  for (const char* item : {"i0", "i20", "new_i3"}) EXPECT_TRUE(std::isfinite(eng.score("u1", item)));
+  RecommendRequest r;
+  r.user_id = "u3";
+  EXPECT_EQ(eng.recommend(r).items.size(), 10u);
+  // Sessions carried over.
+  EXPECT_GT(eng.features(events.back().user_id).session_view_count + eng.features(events.back().user_id).session_click_count +
+                eng.features(events.back().user_id).session_search_count + eng.features(events.back().user_id).session_purchase_count +
+                eng.features(events.back().user_id).session_cart_count,
+            0u);
+  for (int j = 0; j < 50; ++j) ASSERT_TRUE(eng.apply(events[j]).accepted);
+}
+
+}  // namespace
+}  // namespace freshrec
