@@ -1,0 +1,50 @@
+#pragma once
+/// Implicit ALS on the device (Hu, Koren, Volinsky 2008, solved as `implicit` does):
+/// the Gram matrix with cuBLAS, a warp-cooperative conjugate-gradient solve per row that
+/// never forms Y^T C_u Y, an exact batched Cholesky solve (k <= 128), and the loss.
+/// Host-callable launchers; every pointer is device memory, every call runs on
+/// res.stream(). Factor matrices are row-major n x k (row r = factors of row r).
+#include <cstdint>
+
+#include "cuda/device_csr.hpp"
+
+namespace freshrec {
+
+/// Largest factor count the CUDA kernels take (a warp holds k/32 floats a lane).
+constexpr int kCudaMaxFactors = 256;
+/// Largest factor count of the exact Cholesky kernel (the k x k system sits in shared memory).
+constexpr int kCudaMaxCholeskyFactors = 128;
+
+/// Row stride (floats) of the Gram matrix for k factors: k rounded up to 32.
+constexpr int gram_stride(int k) noexcept { return (k + 31) / 32 * 32; }
+
+/// gram (ld x ld, ld = gram_stride(k)) = F^T F + reg I for F = `factors` (n x k), with
+/// zeros in the padding. FP32 cuBLAS (no TF32).
+void compute_gram(GpuResources& res, const float* factors, std::int32_t n, int k, float reg, float* gram);
+
+/// One CG half-step: for every row r of `m` (confidences c as values, preference 1 where
+/// stored) improves factors[r] toward the solution of
+///   (gram + sum_i (c_ri - 1) y_i y_i^T) x = sum_i c_ri y_i,   y_i = other[i],
+/// starting from factors[r] (warm start) for `cg_steps` steps (stops early once the
+/// residual's squared norm drops under 1e-20). A row whose result is not finite is left
+/// as it was. `gram` must already include the regularisation.
+void als_cg_update(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors, int k,
+                   int cg_steps);
+
+/// The same system solved exactly: builds it per row in shared memory and factorises it
+/// with a block-wide Cholesky (k <= kCudaMaxCholeskyFactors). A row whose system is not
+/// positive definite, or whose result is not finite, is left as it was.
+void als_cholesky_update(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors,
+                         int k);
+
+/// Sums over the rows of `m` (users x items):  x_u^T gram x_u + sum_i (c - 2 c d + (c - 1) d^2),
+/// d = x_u . y_i, into out[0], and the total confidence into out[1] (double, device,
+/// overwritten). With gram = Y^T Y + reg I this is the numerator of implicit's loss
+/// except reg * |Y|^2.
+void als_loss_terms(GpuResources& res, DeviceCsrView m, const float* x, const float* y, const float* gram, int k,
+                    double* out);
+
+/// Sum of squares of `n` floats (device) accumulated in double; returns to the host.
+double sum_of_squares(GpuResources& res, const float* data, std::int64_t n);
+
+}  // namespace freshrec
