@@ -132,9 +132,20 @@ void read_blend(YamlSection& s, BlendConfig& c) {
   s.get("trending_weight", c.trending_weight, 0.0, 1e3);
 }
 
+void read_scale(YamlSection& s, ContextScale& c) {
+  s.get("beta", c.beta, 0.0, 1e3);
+  s.get("trending", c.trending, 0.0, 1e3);
+}
+
 void read_context(YamlSection& s, ContextConfig& c) {
   s.get("page_item_weight", c.page_item_weight, 0.0, 1e3);
   s.get("product_page_beta", c.product_page_beta, 0.0, 1e3);
+  const std::pair<const char*, ContextScale*> scales[] = {
+      {"mobile", &c.mobile},       {"tablet", &c.tablet},   {"desktop", &c.desktop},
+      {"morning", &c.morning},     {"afternoon", &c.afternoon}, {"evening", &c.evening},
+      {"night", &c.night},         {"weekend", &c.weekend}, {"holiday_season", &c.holiday_season}};
+  for (const auto& [key, scale] : scales) s.section(key, [&](YamlSection& x) { read_scale(x, *scale); });
+  s.get("utc_offset_hours", c.utc_offset_hours, -24.0, 24.0);
 }
 
 void read_memory(YamlSection& s, MemoryConfig& c) { get_size(s, "max_users", c.max_users, 1, kMaxCount); }

@@ -16,31 +16,61 @@ namespace freshrec::stream {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "checkpoint encoding assumes a little-endian host");
 
-/// Appends encoded values to an in-memory buffer (host memory), written out in one go.
+/// Appends encoded values to a host buffer. With a sink stream the buffer is flushed to it
+/// whenever it passes kFlushBytes (and by flush()), so a whole-state write or digest streams
+/// in bounded memory instead of building one copy of the state; without one, bytes()
+/// holds everything written.
 class BinaryWriter {
  public:
+  static constexpr std::size_t kFlushBytes = 1 << 20;
+  BinaryWriter() = default;
+  explicit BinaryWriter(std::ostream* sink) : sink_(sink) { buf_.reserve(kFlushBytes + 4096); }
+  ~BinaryWriter() = default;  // no flush here: a destructor must not throw (call flush())
+  BinaryWriter(const BinaryWriter&) = delete;
+  BinaryWriter& operator=(const BinaryWriter&) = delete;
+
   template <typename T>
   void put(T v) {
     static_assert(std::is_arithmetic_v<T>);
-    const auto* p = reinterpret_cast<const char*>(&v);
-    buf_.insert(buf_.end(), p, p + sizeof(T));
+    append(&v, sizeof(T));
   }
   void put_string(const std::string& s) {
     put<std::uint64_t>(s.size());
-    buf_.insert(buf_.end(), s.begin(), s.end());
+    append(s.data(), s.size());
   }
   template <typename T>
   void put_array(const T* data, std::size_t n) {
     static_assert(std::is_arithmetic_v<T>);
     put<std::uint64_t>(n);
-    const auto* p = reinterpret_cast<const char*>(data);
-    buf_.insert(buf_.end(), p, p + n * sizeof(T));
+    append(data, n * sizeof(T));
   }
   template <typename T>
   void put_vector(const std::vector<T>& v) { put_array(v.data(), v.size()); }
+  /// Everything written so far (no sink), or what is not flushed yet (sink).
   const std::vector<char>& bytes() const noexcept { return buf_; }
+  /// Writes the buffered bytes to the sink (no-op without one); throws IoError on a failed stream.
+  void flush() {
+    if (!sink_ || buf_.empty()) return;
+    sink_->write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+    if (!*sink_) throw IoError("stream checkpoint: write failed");
+    buf_.clear();
+  }
 
  private:
+  void append(const void* p, std::size_t n) {
+    if (sink_ && buf_.size() + n > kFlushBytes) {
+      flush();
+      if (n > kFlushBytes) {  // large arrays go straight through
+        sink_->write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+        if (!*sink_) throw IoError("stream checkpoint: write failed");
+        return;
+      }
+    }
+    const std::size_t at = buf_.size();
+    buf_.resize(at + n);
+    if (n) std::memcpy(buf_.data() + at, p, n);
+  }
+  std::ostream* sink_ = nullptr;
   std::vector<char> buf_;
 };
 

@@ -128,6 +128,9 @@ void Core::grow_items(std::size_t n) {
   item_events_.resize(n, 0u);
   item_stamp_.resize(n, 0u);
   item_windows_.resize(n);
+  items_q8_.resize(n * static_cast<std::size_t>(k_), 0);
+  item_scale_.resize(n, 0.0f);
+  item_lp_.resize(n, 0.0);
   n_items_ = n;
 }
 
@@ -206,6 +209,15 @@ void Core::evict_batch() {
   }
 }
 
+void Core::count_item_event(std::uint32_t item) {
+  const std::uint32_t c = ++item_events_[item];
+  item_lp_[item] = std::log1p(static_cast<double>(c));
+  if (c > max_item_events_) {
+    max_item_events_ = c;
+    lp_max_ = item_lp_[item];
+  }
+}
+
 void Core::remember_purchase(UserState& u, std::uint32_t item) {
   if (cfg_.session.max_purchased <= 0) return;
   if (std::find(u.purchased.begin(), u.purchased.end(), item) != u.purchased.end()) return;
@@ -253,7 +265,7 @@ ApplyResult Core::apply(const Event& e) {
   u.session.observe(cfg_.session, e.type, t, item, cat, e.price, e.query);
   user_windows_.add(slot, t);
   if (item != kNone) {
-    max_item_events_ = std::max(max_item_events_, ++item_events_[item]);
+    count_item_event(item);
     item_windows_.add(item, t);
     if (e.type == EventType::kPurchase) remember_purchase(u, item);
   }

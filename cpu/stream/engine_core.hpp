@@ -14,6 +14,7 @@
 #include "cpu/data/id_map.hpp"
 #include "cpu/model/factor_model.hpp"
 #include "cpu/stream/alias_table.hpp"
+#include "cpu/stream/dense_ids.hpp"
 #include "cpu/stream/rng.hpp"
 #include "cpu/stream/session.hpp"
 #include "cpu/stream/stream_config.hpp"
@@ -46,7 +47,8 @@ struct HoldoutPair {
 /// caps (20 embedding items * 24 B + 10 clicks * 24 B + 5 queries * 40 B + categories 8 B
 /// each) ~ 1 KB + purchased (4 B each, <= 200) + windows 216 B + learned (k*4 + 8 = 264 B)
 /// + fold-in history for users absent from the baseline (8 B * max_events = 400 B).
-/// Typical active user: ~1.5 KB; plus ~80 B per user id ever seen (id tables).
+/// Typical active user: ~1.5 KB; plus ~130-200 B per user id ever seen (id string, flat
+/// index slots at load <= 1/2, slot/base-row tables).
 struct UserState {
   std::uint32_t key = kNone;
   double last_time = 0.0;  ///< latest event time of the user (LRU order)
@@ -128,6 +130,9 @@ class Core {
   RequestView view_of(std::string_view user_id, double t, float beta_scale) const;
   float popularity(std::uint32_t item) const;
   float finish_score(const RequestView& v, std::uint32_t item, float dot) const;
+  /// The blended score of one item, exact float32 (page_vec: the page item's row or null).
+  float exact_score(const RequestView& v, std::uint32_t item, double t, float trend_w, const float* page_vec,
+                    float page_norm) const;
 
   StreamConfig cfg_;
   int k_ = 0;
@@ -136,7 +141,7 @@ class Core {
   bool explicit_ = false;
 
   // Ids. Keys are dense, first-seen order, never reused; baseline items come first.
-  IdMap user_ids_, item_ids_, categories_;
+  DenseIds user_ids_, item_ids_, categories_;
   std::vector<std::int32_t> user_slot_;      ///< per user key: slot or -1
   std::vector<std::int32_t> user_base_row_;  ///< per user key: baseline row or -1
   std::vector<std::int32_t> item_base_row_;  ///< per item key: baseline row or -1
@@ -151,6 +156,8 @@ class Core {
   std::size_t n_items_ = 0;               ///< item keys in use (rows of items_ in use)
   std::vector<std::uint32_t> item_events_;
   std::uint32_t max_item_events_ = 0;     ///< max of item_events_ (popularity scale), derived
+  double lp_max_ = 0.0;                   ///< log1p(max_item_events_), derived
+  void count_item_event(std::uint32_t item);
   WindowTable item_windows_;
 
   // Learned layer.
@@ -158,6 +165,12 @@ class Core {
   std::vector<float> item_bias_;          ///< current item bias
   std::vector<std::uint32_t> item_init_;  ///< new items: user vectors averaged in so far
   std::vector<float> item_norm_;          ///< |items_.row(i)|, kept in step (cosine boosts)
+  // Int8 copy of items_ for recommend's first pass (derived, kept in step by refresh_norm):
+  // row i ~ item_scale_[i] * items_q8_[i*k .. i*k+k). 4x less memory traffic than the floats;
+  // exactness comes from rescoring a provably safe candidate superset (recommend.cpp).
+  std::vector<std::int8_t> items_q8_;
+  std::vector<float> item_scale_;         ///< max |q_id| / 127 per row (0 for a zero row)
+  std::vector<double> item_lp_;           ///< log1p(item_events_[i]) (derived, popularity)
   std::vector<float> user_delta_;         ///< per slot, k floats: d_u (new users: whole vector)
   std::vector<float> user_dbias_;         ///< per slot: explicit user-bias delta
   std::vector<std::uint32_t> user_updates_;  ///< per slot: SGD updates so far (lr decay)

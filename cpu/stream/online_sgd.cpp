@@ -3,21 +3,11 @@
 #include <cmath>
 
 #include "cpu/stream/engine_core.hpp"
+#include "cpu/stream/vec_ops.hpp"
 
 namespace freshrec::stream {
 
 namespace {
-// Eight independent partial sums: the compiler keeps them in one SIMD register, so the
-// reduction vectorises without -ffast-math while the summation order stays fixed
-// (deterministic on every machine with the same k).
-inline float dot(const float* a, const float* b, int k) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int d = 0;
-  for (; d + 8 <= k; d += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += a[d + l] * b[d + l];
-  for (; d < k; ++d) acc[d & 7] += a[d] * b[d];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
 inline void clip(float* g, int k, float max_norm) {
   const float n2 = dot(g, g, k);
   if (n2 > max_norm * max_norm) {
@@ -52,6 +42,8 @@ void Core::user_vector(std::int32_t slot, std::uint32_t ukey, float* out) const 
 void Core::refresh_norm(std::uint32_t item) {
   const float* q = items_.row(item).data();
   item_norm_[item] = std::sqrt(dot(q, q, k_));
+  // Every change of an item row passes here: keep recommend's int8 copy in step.
+  item_scale_[item] = quantise_row(q, k_, &items_q8_[static_cast<std::size_t>(item) * k_]);
 }
 
 float Core::learning_factor(std::int32_t slot) const {

@@ -62,7 +62,7 @@ void get_items(BinaryReader& rd, std::vector<TimedItem>& v, std::size_t n_items)
 }  // namespace
 
 void Core::save(std::ostream& out, bool learned_only) const {
-  BinaryWriter w;
+  BinaryWriter w(&out);
   const std::size_t k = static_cast<std::size_t>(k_);
   w.put_string(kMagic);
   w.put(kVersion);
@@ -87,7 +87,7 @@ void Core::save(std::ostream& out, bool learned_only) const {
       w.put(user_dbias_[slot]);
       w.put(user_updates_[slot]);
     }
-    out.write(w.bytes().data(), static_cast<std::streamsize>(w.bytes().size()));
+    w.flush();
     return;
   }
 
@@ -191,7 +191,7 @@ void Core::save(std::ostream& out, bool learned_only) const {
     w.put_array(&undo_floats_[e.offset], k);
   }
   put_ring(w, journal_, journal_.size() < cfg_.journal_capacity ? 0 : journal_head_);
-  out.write(w.bytes().data(), static_cast<std::streamsize>(w.bytes().size()));
+  w.flush();
 }
 
 // Reads into a freshly constructed Core on the same baseline (the engine swaps it in only
@@ -229,7 +229,7 @@ void Core::restore(std::istream& in) {
 
   // Users.
   const auto n_user_keys = rd.get<std::uint64_t>();
-  user_ids_ = IdMap();
+  user_ids_ = DenseIds();
   user_slot_.assign(n_user_keys, -1);
   user_base_row_.assign(n_user_keys, -1);
   for (std::uint64_t key = 0; key < n_user_keys; ++key) {
@@ -301,13 +301,13 @@ void Core::restore(std::istream& in) {
   }
 
   const auto n_cat = rd.get<std::uint64_t>();
-  categories_ = IdMap();
+  categories_ = DenseIds();
   for (std::uint64_t j = 0; j < n_cat; ++j)
     if (categories_.intern(rd.get_string()) != j) rd.fail("duplicate category");
 
   // Items.
   const auto n_items = rd.get<std::uint64_t>();
-  item_ids_ = IdMap();
+  item_ids_ = DenseIds();
   for (std::uint64_t i = 0; i < n_items; ++i)
     if (item_ids_.intern(rd.get_string()) != i) rd.fail("duplicate item id");
   items_.resize(0, k_);
@@ -420,8 +420,10 @@ void Core::restore(std::istream& in) {
   for (std::size_t i = 0; i < n_items_; ++i) {
     refresh_norm(static_cast<std::uint32_t>(i));
     max_item_events_ = std::max(max_item_events_, item_events_[i]);
+    item_lp_[i] = std::log1p(static_cast<double>(item_events_[i]));
     if (!std::isfinite(item_norm_[i])) rd.fail("non-finite item vector");
   }
+  lp_max_ = std::log1p(static_cast<double>(max_item_events_));
   for (float d : user_delta_)
     if (!std::isfinite(d)) rd.fail("non-finite user delta");
 }

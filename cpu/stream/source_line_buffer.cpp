@@ -27,10 +27,11 @@ bool LineBuffer::take_line(std::size_t newline, SourceLine& out) {
   std::size_t len = newline - begin_;
   const char* p = buffer_.data() + begin_;
   if (len > 0 && p[len - 1] == '\r') --len;
-  out.text = std::string_view(p, len);
+  // Same rule whether the long line arrived in one read or across many.
+  out.truncated = len > max_line_;
+  out.text = std::string_view(p, out.truncated ? max_line_ : len);
   out.line = ++line_;
   out.byte_offset = consumed_;
-  out.truncated = false;
   consumed_ += newline - begin_ + 1;
   begin_ = scanned_ = newline + 1;
   return true;
@@ -115,10 +116,10 @@ bool LineBuffer::flush_partial(SourceLine& out) {
   const char* p = buffer_.data() + begin_;
   if (p[len - 1] == '\r') --len;
   std::memset(buffer_.data() + end_, 0, kSourcePadding);
-  out.text = std::string_view(p, len);
+  out.truncated = len > max_line_;
+  out.text = std::string_view(p, out.truncated ? max_line_ : len);
   out.line = ++line_;
   out.byte_offset = consumed_;
-  out.truncated = false;
   consumed_ += end_ - begin_;
   begin_ = end_ = scanned_ = 0;
   return true;

@@ -71,10 +71,25 @@ struct BlendConfig {
   float trending_weight = 0.0f;      ///< weight of the item's recent-window popularity (log1p count)
 };
 
-/// Request-time context effects.
+/// Multipliers a request context applies to the blend (1 = no effect).
+struct ContextScale {
+  float beta = 1.0f;      ///< multiplies blend.beta (weight of the session embedding)
+  float trending = 1.0f;  ///< multiplies blend.trending_weight
+};
+
+/// Request-time context effects. Time features come from the request time (event time,
+/// epoch seconds, shifted by utc_offset_hours) with the brief's RequestTimeFeatureExtractor
+/// categories: morning [6,12), afternoon [12,18), evening [18,22), night otherwise; weekend =
+/// Saturday or Sunday; holiday season = November or December. Every applicable scale
+/// multiplies in (device x time of day x weekend x holiday). Defaults change nothing.
 struct ContextConfig {
   float page_item_weight = 0.5f;     ///< boost of items near the page's item (cosine)
   float product_page_beta = 1.5f;    ///< beta multiplier on product/search/cart pages (intent is explicit)
+  ContextScale mobile, tablet, desktop;             ///< by RecommendRequest::device (others: none)
+  ContextScale morning, afternoon, evening, night;  ///< by hour of the request time
+  ContextScale weekend;                             ///< Saturday and Sunday
+  ContextScale holiday_season;                      ///< November and December
+  double utc_offset_hours = 0.0;     ///< local time = UTC + this, for the time features (-24..24)
 };
 
 /// Memory bounds.

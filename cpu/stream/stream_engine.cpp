@@ -3,12 +3,39 @@
 
 #include <mutex>
 #include <shared_mutex>
+#include <ostream>
 #include <sstream>
+#include <streambuf>
 
 #include "cpu/stream/engine_core.hpp"
 #include "cpu/util/sha256.hpp"
 
 namespace freshrec {
+
+namespace {
+// An output stream buffer that feeds SHA-256 instead of storing: the digest of a state
+// written by save() costs one streaming pass and no copy of the state.
+class HashBuf : public std::streambuf {
+ public:
+  std::string hex() { return sha_.hex_digest(); }
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    sha_.update(s, static_cast<std::size_t>(n));
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      const char ch = traits_type::to_char_type(c);
+      sha_.update(&ch, 1);
+    }
+    return traits_type::not_eof(c);
+  }
+
+ private:
+  Sha256 sha_;
+};
+}  // namespace
 
 class StreamEngine::Impl {
  public:
@@ -84,21 +111,23 @@ void StreamEngine::restore(std::istream& in) {
 }
 
 std::string StreamEngine::state_digest() const {
-  std::ostringstream out;
+  HashBuf buf;
+  std::ostream out(&buf);
   {
     std::shared_lock lock(impl_->mutex);
     impl_->core->save(out);
   }
-  return sha256_hex(out.str());
+  return buf.hex();
 }
 
 std::string StreamEngine::learned_state_digest() const {
-  std::ostringstream out;
+  HashBuf buf;
+  std::ostream out(&buf);
   {
     std::shared_lock lock(impl_->mutex);
     impl_->core->save(out, /*learned_only=*/true);
   }
-  return sha256_hex(out.str());
+  return buf.hex();
 }
 
 std::size_t StreamEngine::tracked_users() const {

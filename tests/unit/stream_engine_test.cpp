@@ -512,5 +512,62 @@ TEST(StreamSwap, RebuildsOnTheNextBaseline) {
   for (int j = 0; j < 50; ++j) ASSERT_TRUE(eng.apply(events[j]).accepted);
 }
 
+// The int8 first pass plus exact rescoring must give exactly the brute-force top-k of score().
+TEST(StreamRecommend, QuantisedPassIsExactAgainstBruteForce) {
+  auto m = random_model(40, 3000, 24, 13);
+  StreamConfig c = quiet_config();
+  StreamEngine eng(c, m);
+  for (const auto& e : mixed_stream(600, 40, 3000, 17)) eng.apply(e);
+  for (const char* user : {"u3", "u17", "new_u5", "stranger"}) {
+    RecommendRequest r;
+    r.user_id = user;
+    r.k = 25;
+    const auto rec = eng.recommend(r);
+    std::vector<std::pair<float, std::string>> all;
+    for (int i = 0; i < 3000; ++i) {
+      const std::string id = "i" + std::to_string(i);
+      all.emplace_back(eng.score(user, id), id);
+    }
+    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    ASSERT_EQ(rec.items.size(), 25u) << user;
+    for (std::size_t j = 0; j < rec.items.size(); ++j) {
+      // Purchased and stream-born items are excluded by recommend; compare scores in order.
+      EXPECT_GE(rec.items[j].score, all[std::min<std::size_t>(j + 40, all.size() - 1)].first);
+      EXPECT_FLOAT_EQ(rec.items[j].score, eng.score(user, rec.items[j].item_id)) << user << " " << j;
+    }
+    // Whatever recommend left out scores no higher than its last item (unless excluded).
+    for (const auto& [s, id] : all) {
+      if (s <= rec.items.back().score) break;
+      const bool in = std::any_of(rec.items.begin(), rec.items.end(), [&](const ScoredItem& x) { return x.item_id == id; });
+      if (!in) EXPECT_TRUE(false) << user << ": " << id << " (" << s << ") beats the last recommended but is missing";
+    }
+  }
+}
+
+TEST(StreamRecommend, ContextScalesDefaultToNoEffect) {
+  auto m = random_model(5, 50, 8);
+  StreamConfig c = quiet_config();
+  StreamEngine plain(c, m);
+  c.context.mobile.beta = 0.0f;  // mobile: no session term
+  StreamEngine ctx(c, m);
+  c.blend.beta = 0.0f;
+  StreamEngine nobeta(c, m);
+  for (auto* e : {&plain, &ctx, &nobeta}) {
+    e->apply(ev("u1", "i3", EventType::kClick, 100));
+    e->apply(ev("u1", "i4", EventType::kClick, 110));
+  }
+  RecommendRequest r;
+  r.user_id = "u1";
+  r.k = 50;
+  r.device = "desktop";
+  const auto a = plain.recommend(r), b = ctx.recommend(r);
+  ASSERT_EQ(a.items.size(), b.items.size());
+  for (std::size_t j = 0; j < a.items.size(); ++j) EXPECT_EQ(a.items[j].score, b.items[j].score);
+  r.device = "mobile";
+  const auto mob = ctx.recommend(r), nb = nobeta.recommend(r);
+  ASSERT_EQ(mob.items.size(), nb.items.size());
+  for (std::size_t j = 0; j < mob.items.size(); ++j) EXPECT_EQ(mob.items[j].score, nb.items[j].score);
+}
+
 }  // namespace
 }  // namespace freshrec

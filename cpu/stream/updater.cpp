@@ -1,0 +1,341 @@
+#include "cpu/stream/updater.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#include "cpu/model/snapshot.hpp"
+#include "cpu/util/error.hpp"
+#include "cpu/util/fs.hpp"
+
+namespace freshrec {
+namespace {
+
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool all_blank(std::string_view text) {
+  for (const char c : text)
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return false;
+  return true;
+}
+
+std::unique_ptr<EventSource> open_source(const SourceSettings& s) {
+  switch (s.type) {
+    case SourceType::kFile: return open_file_source(s.path, s.max_line_bytes);
+    case SourceType::kFollow: return open_follow_source(s.path, s.max_line_bytes);
+    case SourceType::kStdin: return open_stdin_source(s.max_line_bytes);
+  }
+  throw InputError("source.type: unknown source type");
+}
+
+std::uint64_t counter(const std::map<std::string, std::uint64_t>& m, const char* key) {
+  const auto it = m.find(key);
+  return it == m.end() ? 0 : it->second;
+}
+
+std::atomic<bool>* g_stop = nullptr;
+extern "C" void on_stop_signal(int) {
+  if (g_stop) g_stop->store(true);
+}
+
+}  // namespace
+
+StreamUpdater::StreamUpdater(const StreamProcessConfig& config, const UpdaterOptions& options)
+    : config_(config), options_(options) {
+  SnapshotInfo info;
+  auto latest = std::make_shared<const FactorModel>(load_latest(config_.model.dir, &info));
+  version_ = info.version;
+  log_line("baseline " + version_ + " (" + std::to_string(info.n_users) + " users, " + std::to_string(info.n_items) +
+           " items, k=" + std::to_string(info.factors) + ")");
+
+  source_ = open_source(config_.source);
+  dead_letters_ = std::make_unique<DeadLetterWriter>(config_.dead_letter.path, config_.dead_letter.max_raw_bytes);
+
+  bool restored = false;
+  if (!config_.checkpoint.dir.empty()) {
+    store_ = std::make_unique<CheckpointStore>(config_.checkpoint.dir, config_.checkpoint.keep);
+    // Newest first; a file that fails verification or that the engine refuses is
+    // skipped with its reason, and the previous one is tried.
+    for (const std::string& path : store_->list()) {
+      try {
+        const CheckpointRecord record = read_checkpoint(path);
+        if (restore_from(record, latest)) {
+          restored = true;
+          break;
+        }
+      } catch (const IntegrityError& e) {
+        warn_line(std::string("refusing checkpoint: ") + e.what() + "; falling back to the previous checkpoint");
+      } catch (const IoError& e) {
+        warn_line(std::string("refusing checkpoint: ") + e.what() + "; falling back to the previous checkpoint");
+      }
+    }
+    if (!restored && !store_->list().empty()) warn_line("no valid checkpoint left: starting from the beginning");
+  }
+  if (!restored) {
+    engine_ = std::make_unique<StreamEngine>(config_.stream, latest);
+    // The dead letters of an earlier run without a usable checkpoint are kept as they are.
+  }
+  if (config_.model.poll_ms > 0)
+    watcher_ = std::make_unique<ModelWatcher>(config_.model.dir, version_, config_.model.poll_ms, options_.warn);
+}
+
+StreamUpdater::~StreamUpdater() = default;
+
+bool StreamUpdater::restore_from(const CheckpointRecord& record, const std::shared_ptr<const FactorModel>& latest) {
+  std::shared_ptr<const FactorModel> base = latest;
+  bool exact = true;
+  if (record.baseline_version != version_) {
+    // The state was learned on an older nightly model: rebuild it on that one, then
+    // hot-swap to LATEST as a running process would have.
+    try {
+      base = std::make_shared<const FactorModel>(load_snapshot(join_path(config_.model.dir, record.baseline_version)));
+    } catch (const std::exception& e) {
+      warn_line("checkpoint " + record.path + " was taken on baseline " + record.baseline_version +
+               ", which cannot be loaded (" + e.what() + "): starting fresh on " + version_ +
+               " from the checkpoint's source offset");
+      base = latest;
+      exact = false;
+    }
+  }
+  auto engine = std::make_unique<StreamEngine>(config_.stream, base);
+  if (exact) {
+    std::istringstream in(record.engine_state);
+    try {
+      engine->restore(in);
+    } catch (const IntegrityError& e) {
+      warn_line("refusing checkpoint " + record.path + ": " + e.what() + "; falling back to the previous checkpoint");
+      return false;
+    }
+    if (base != latest) {
+      engine->swap_baseline(latest);
+      ++swaps_;
+    }
+  }
+  const std::string warning = source_->seek(record.source);
+  if (!warning.empty()) warn_line("source: " + warning);
+  if (!dead_letters_->truncate_to(record.dead_letter_bytes))
+    warn_line("dead-letter file " + dead_letters_->path() + " is shorter than the checkpoint recorded (" +
+             std::to_string(record.dead_letter_bytes) + " bytes): appending after what is there");
+  lines_ = counter(record.counters, "lines");
+  blank_lines_ = counter(record.counters, "blank_lines");
+  parse_errors_ = counter(record.counters, "parse_errors");
+  oversized_ = counter(record.counters, "oversized");
+  engine_errors_ = counter(record.counters, "engine_errors");
+  dead_letters_total_ = counter(record.counters, "dead_letters");
+  engine_ = std::move(engine);
+  restored_from_ = record.path;
+  log_line("restored checkpoint " + record.path + " (line " + std::to_string(record.source.line) + ", byte " +
+           std::to_string(record.source.byte_offset) + ", " + std::to_string(engine_->counters().events) + " events)");
+  return true;
+}
+
+void StreamUpdater::log_line(const std::string& text) const {
+  if (options_.log) std::fprintf(options_.log, "freshrec-stream: %s\n", text.c_str());
+}
+
+void StreamUpdater::warn_line(const std::string& text) const {
+  if (options_.warn) std::fprintf(options_.warn, "freshrec-stream: warning: %s\n", text.c_str());
+}
+
+std::map<std::string, std::uint64_t> StreamUpdater::counter_map() const {
+  return {{"lines", lines_},
+          {"blank_lines", blank_lines_},
+          {"parse_errors", parse_errors_},
+          {"oversized", oversized_},
+          {"engine_errors", engine_errors_},
+          {"dead_letters", dead_letters_total_}};
+}
+
+void StreamUpdater::dead_letter(const SourceLine& line, const std::string& reason) {
+  ++dead_letters_total_;
+  dead_letters_->write(line.line, line.byte_offset, reason, line.text);
+}
+
+void StreamUpdater::process_line(const SourceLine& line) {
+  ++lines_;
+  if (line.truncated) {
+    ++oversized_;
+    dead_letter(line, "line longer than " + std::to_string(config_.source.max_line_bytes) + " bytes");
+    return;
+  }
+  if (all_blank(line.text)) {
+    ++blank_lines_;
+    return;
+  }
+  if (!parser_.parse_padded(line.text, line.text.size() + kSourcePadding, view_, reason_)) {
+    ++parse_errors_;
+    dead_letter(line, reason_);
+    return;
+  }
+  assign_event(view_, event_);
+  ApplyResult result;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    result = engine_->apply(event_);
+  } catch (const InputError& e) {
+    // The engine's contract is to reject, not throw; if it throws on bad input anyway,
+    // the event is still only a dead letter.
+    ++engine_errors_;
+    result.accepted = false;
+    result.reason = std::string("engine error: ") + e.what();
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  latency_.record(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+  if (!result.accepted) dead_letter(line, result.reason.empty() ? std::string("rejected by the engine") : result.reason);
+}
+
+void StreamUpdater::checkpoint() {
+  if (!store_) return;
+  CheckpointRecord record;
+  record.dead_letter_bytes = dead_letters_->sync();
+  std::ostringstream out;
+  engine_->save(out);
+  record.engine_state = std::move(out).str();
+  record.baseline_version = version_;
+  record.source = source_->offset();
+  record.counters = counter_map();
+  store_->write(record);
+  ++checkpoints_written_;
+  lines_since_checkpoint_ = 0;
+  last_checkpoint_ = steady_seconds();
+}
+
+void StreamUpdater::maybe_swap() {
+  LoadedSnapshot next = watcher_->take_pending();
+  if (!next.model) return;
+  const auto t0 = steady_seconds();
+  engine_->swap_baseline(next.model);
+  version_ = next.info.version;
+  ++swaps_;
+  log_line("swapped to baseline " + version_ + " in " + std::to_string(steady_seconds() - t0) + " s");
+  // The new baseline is part of what a restart must reproduce: checkpoint right away.
+  checkpoint();
+}
+
+void StreamUpdater::periodic(bool force_stats) {
+  const double now = steady_seconds();
+  if (store_ && config_.checkpoint.every_seconds > 0 && lines_since_checkpoint_ > 0 &&
+      now - last_checkpoint_ >= config_.checkpoint.every_seconds)
+    checkpoint();
+  const double interval = config_.stats.interval_seconds;
+  if (!options_.log || ((interval <= 0 || now - last_stats_ < interval) && !force_stats)) return;
+  const StreamCounters c = engine_->counters();
+  const double dt = now - last_stats_;
+  const double rate = dt > 0 ? static_cast<double>(c.events - last_stats_events_) / dt : 0.0;
+  const double watermark = engine_->watermark();
+  const double lag = watermark > 0 ? wall_seconds() - watermark : 0.0;
+  std::fprintf(options_.log,
+               "freshrec-stream: events %llu (%.0f/s) dead_letters %llu guard accepts %llu rollbacks %llu "
+               "lag %.1fs apply p50 %.2fus p99 %.2fus\n",
+               static_cast<unsigned long long>(c.events), rate,
+               static_cast<unsigned long long>(dead_letters_total_), static_cast<unsigned long long>(c.guard_accepts),
+               static_cast<unsigned long long>(c.guard_rollbacks), lag, latency_.quantile_ns(0.5) / 1e3,
+               latency_.quantile_ns(0.99) / 1e3);
+  std::fflush(options_.log);
+  last_stats_ = now;
+  last_stats_events_ = c.events;
+}
+
+nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
+  run_started_ = steady_seconds();
+  last_checkpoint_ = last_stats_ = run_started_;
+  run_start_events_ = last_stats_events_ = engine_->counters().events;
+  const bool follow_to_eof = options_.until_eof && config_.source.type == SourceType::kFollow;
+  SourceLine line;
+  stopped_by_ = "eof";
+  for (;;) {
+    if (stop.load(std::memory_order_relaxed)) {
+      stopped_by_ = "signal";
+      break;
+    }
+    if (watcher_ && watcher_->has_pending()) maybe_swap();
+    const SourceStatus status = source_->next(line);
+    if (status == SourceStatus::kLine) {
+      process_line(line);
+      ++run_lines_;
+      ++lines_since_checkpoint_;
+      if (config_.checkpoint.every_events > 0 && lines_since_checkpoint_ >= config_.checkpoint.every_events)
+        checkpoint();
+      if (options_.stop_after_lines > 0 && run_lines_ >= options_.stop_after_lines) {
+        if (options_.crash) std::raise(SIGKILL);  // test hook: die as `kill -9` would
+        stopped_by_ = "stop-after";
+        break;
+      }
+      if ((run_lines_ & 1023) == 0) periodic(false);
+      continue;
+    }
+    if (status == SourceStatus::kEnd || follow_to_eof) break;
+    periodic(false);
+    dead_letters_->flush();  // idle: let operators see the dead letters now
+    // Sleep in short slices so SIGTERM is honoured promptly.
+    for (int slept = 0; slept < config_.source.poll_ms && !stop.load(std::memory_order_relaxed); slept += 20)
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(20, config_.source.poll_ms - slept)));
+  }
+  run_elapsed_ = steady_seconds() - run_started_;
+  if (store_ && (lines_since_checkpoint_ > 0 || checkpoints_written_ == 0)) checkpoint();
+  dead_letters_->sync();
+  periodic(true);
+  return stats();
+}
+
+nlohmann::json StreamUpdater::stats() const {
+  const StreamCounters c = engine_->counters();
+  const double elapsed = run_elapsed_ > 0 ? run_elapsed_ : steady_seconds() - run_started_;
+  const std::uint64_t run_events = c.events - run_start_events_;
+  const SourceOffset offset = source_->offset();
+  nlohmann::json j;
+  j["events"] = c.events;
+  j["events_this_run"] = run_events;
+  j["lines_this_run"] = run_lines_;
+  j["events_per_s"] = elapsed > 0 ? static_cast<double>(run_events) / elapsed : 0.0;
+  j["elapsed_s"] = elapsed;
+  j["apply_p50_us"] = latency_.quantile_ns(0.5) / 1e3;
+  j["apply_p99_us"] = latency_.quantile_ns(0.99) / 1e3;
+  j["apply_max_us"] = static_cast<double>(latency_.max_ns()) / 1e3;
+  j["dead_letters"] = dead_letters_total_;
+  j["state_digest"] = engine_->state_digest();
+  j["guard_accepts"] = c.guard_accepts;
+  j["guard_rollbacks"] = c.guard_rollbacks;
+  j["last_guard_loss"] = c.last_guard_loss;
+  j["counters"] = {{"lines", lines_},
+                   {"blank_lines", blank_lines_},
+                   {"parse_errors", parse_errors_},
+                   {"oversized", oversized_},
+                   {"engine_errors", engine_errors_},
+                   {"rejected", c.rejected},
+                   {"sgd_updates", c.sgd_updates},
+                   {"non_finite_skipped", c.non_finite_skipped},
+                   {"foldins", c.foldins},
+                   {"evicted_users", c.evicted_users},
+                   {"new_users", c.new_users},
+                   {"new_items", c.new_items},
+                   {"checkpoints_written", checkpoints_written_},
+                   {"swaps", swaps_},
+                   {"swaps_refused", watcher_ ? watcher_->refused() : 0}};
+  j["watermark"] = engine_->watermark();
+  j["baseline_version"] = version_;
+  j["restored_from"] = restored_from_.empty() ? nlohmann::json(nullptr) : nlohmann::json(restored_from_);
+  j["source"] = {{"name", source_->describe()}, {"line", offset.line}, {"byte_offset", offset.byte_offset}};
+  j["stopped_by"] = stopped_by_;
+  return j;
+}
+
+void install_stop_signals(std::atomic<bool>& stop) {
+  g_stop = &stop;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a blocked read returns EINTR and the loop checks the flag
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+}  // namespace freshrec

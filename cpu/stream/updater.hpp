@@ -1,0 +1,121 @@
+#pragma once
+/// The streaming updater's process loop: source → parse → engine.apply → dead letters,
+/// with checkpoints (state + source offset as one atomic file), hot swap of the nightly
+/// model, periodic stats lines and the final stats document. pipelines/stream_main.cpp
+/// is a thin CLI around it; tests drive it in-process.
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cpu/data/ndjson_event_parser.hpp"
+#include "cpu/stream/checkpoint.hpp"
+#include "cpu/stream/dead_letter.hpp"
+#include "cpu/stream/model_watcher.hpp"
+#include "cpu/stream/source.hpp"
+#include "cpu/stream/stream_engine.hpp"
+#include "cpu/stream/updater_config.hpp"
+#include "cpu/stream/updater_latency.hpp"
+
+namespace freshrec {
+
+/// How one run of the updater behaves beyond its config.
+struct UpdaterOptions {
+  /// A followed file: stop at its current end instead of waiting for more (a file
+  /// source and stdin always stop at EOF).
+  bool until_eof = false;
+  /// Test hook: stop after this many lines read in this run (0 = never)…
+  std::uint64_t stop_after_lines = 0;
+  /// …and then die with SIGKILL (no final checkpoint, no flush), like `kill -9`.
+  bool crash = false;
+  /// Progress and stats lines (nullptr = none).
+  std::FILE* log = stderr;
+  /// Warnings: refused checkpoints and snapshots, source resume problems (nullptr = none).
+  std::FILE* warn = stderr;
+};
+
+class StreamUpdater {
+ public:
+  /// Loads models/LATEST (every checksum; IntegrityError when corrupt, InputError when
+  /// there is none), opens the source and the dead-letter file, and restores the newest
+  /// valid checkpoint when the config names a checkpoint dir: a corrupt one is refused
+  /// on `log` (naming the file and the checksum mismatch) and the previous one is tried.
+  /// A checkpoint of an older baseline version is restored on that version (when it is
+  /// still on disk) and then hot-swapped to LATEST.
+  StreamUpdater(const StreamProcessConfig& config, const UpdaterOptions& options);
+  ~StreamUpdater();
+  StreamUpdater(const StreamUpdater&) = delete;
+  StreamUpdater& operator=(const StreamUpdater&) = delete;
+
+  /// Processes lines until the source ends, `stop` becomes true (SIGTERM: the current
+  /// event is finished), or the stop_after hook fires; then checkpoints (if configured),
+  /// syncs the dead letters and returns the final stats (see stats()).
+  nlohmann::json run(const std::atomic<bool>& stop);
+
+  /// The stats document: "events" (accepted, cumulative over restarts), "events_per_s"
+  /// (this run), "apply_p50_us", "apply_p99_us" (this run), "dead_letters" (cumulative),
+  /// "state_digest", guard accepts/rollbacks and every counter.
+  nlohmann::json stats() const;
+
+  StreamEngine& engine() noexcept { return *engine_; }
+  /// The checkpoint restored at start ("" when none).
+  const std::string& restored_from() const noexcept { return restored_from_; }
+  /// The baseline version in use.
+  const std::string& baseline_version() const noexcept { return version_; }
+
+ private:
+  void process_line(const SourceLine& line);
+  void dead_letter(const SourceLine& line, const std::string& reason);
+  void checkpoint();
+  void maybe_swap();
+  void periodic(bool force_stats);
+  bool restore_from(const CheckpointRecord& record, const std::shared_ptr<const FactorModel>& latest);
+  std::map<std::string, std::uint64_t> counter_map() const;
+  void log_line(const std::string& text) const;
+  void warn_line(const std::string& text) const;
+
+  StreamProcessConfig config_;
+  UpdaterOptions options_;
+  std::string version_;
+  std::unique_ptr<StreamEngine> engine_;
+  std::unique_ptr<EventSource> source_;
+  std::unique_ptr<DeadLetterWriter> dead_letters_;
+  std::unique_ptr<CheckpointStore> store_;
+  std::unique_ptr<ModelWatcher> watcher_;
+  NdjsonEventParser parser_;
+  EventView view_;
+  Event event_;
+  std::string reason_;
+  LatencyHistogram latency_;
+  std::string restored_from_;
+
+  // Checkpointed counters (cumulative over restarts).
+  std::uint64_t lines_ = 0;
+  std::uint64_t blank_lines_ = 0;
+  std::uint64_t parse_errors_ = 0;
+  std::uint64_t oversized_ = 0;
+  std::uint64_t engine_errors_ = 0;
+  std::uint64_t dead_letters_total_ = 0;
+  // This process only.
+  std::uint64_t run_lines_ = 0;
+  std::uint64_t run_start_events_ = 0;
+  std::uint64_t lines_since_checkpoint_ = 0;
+  std::uint64_t checkpoints_written_ = 0;
+  std::uint64_t swaps_ = 0;
+  std::string stopped_by_;
+  double run_started_ = 0.0;     // steady seconds
+  double run_elapsed_ = 0.0;
+  double last_checkpoint_ = 0.0;
+  double last_stats_ = 0.0;
+  std::uint64_t last_stats_events_ = 0;
+};
+
+/// Routes SIGTERM and SIGINT to `stop` (set to true; without SA_RESTART, so a blocked
+/// read of stdin returns and the loop sees the flag). Call once per process.
+void install_stop_signals(std::atomic<bool>& stop);
+
+}  // namespace freshrec

@@ -1,0 +1,99 @@
+#pragma once
+/// Internal: the small float kernels of the streaming state (k-length rows, host memory).
+/// Fixed summation orders, so results are the same on every run and every machine with the
+/// same instruction set; no -ffast-math needed for them to vectorise.
+#include <cmath>
+#include <cstdint>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace freshrec::stream {
+
+/// a·b over k floats: eight independent partial sums (one SIMD register), fixed order.
+inline float dot(const float* a, const float* b, int k) noexcept {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int d = 0;
+  for (; d + 8 <= k; d += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[d + l] * b[d + l];
+  for (; d < k; ++d) acc[d & 7] += a[d] * b[d];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/// Symmetric int8 quantisation of one row: q8[d] = round(q[d] / scale), scale = max|q| / 127
+/// (0 for a zero row, then q8 = 0). |q[d] - scale * q8[d]| <= scale / 2 (plus float rounding
+/// of the division, covered by the slack of the bound in recommend.cpp). Returns scale.
+inline float quantise_row(const float* q, int k, std::int8_t* q8) noexcept {
+  // Plain comparisons, not std::fmax/fmin: those are library calls under strict IEEE
+  // semantics and this runs on every item update.
+  float m = 0.0f;
+  for (int d = 0; d < k; ++d) {
+    const float a = std::fabs(q[d]);
+    m = a > m ? a : m;
+  }
+  if (!(m > 0.0f) || !(m < INFINITY)) {
+    for (int d = 0; d < k; ++d) q8[d] = 0;
+    // A non-finite row never reaches items_ (finite checks); a zero row scores 0 exactly.
+    return m > 0.0f ? INFINITY : 0.0f;
+  }
+  const float scale = m / 127.0f;
+  const float inv = 127.0f / m;
+  for (int d = 0; d < k; ++d) {
+    float r = std::nearbyint(q[d] * inv);
+    r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+    q8[d] = static_cast<std::int8_t>(r);
+  }
+  return scale;
+}
+
+/// Σ_d q8[d] * u[d] over k (int8 row, float vector), fixed order. The caller multiplies by
+/// the row's scale.
+inline float dot_q8(const std::int8_t* q8, const float* u, int k) noexcept {
+  int d = 0;
+  float s = 0.0f;
+#if defined(__AVX512F__)
+  __m512 acc = _mm512_setzero_ps();
+  for (; d + 16 <= k; d += 16) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q8 + d));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), _mm512_loadu_ps(u + d), acc);
+  }
+  s = _mm512_reduce_add_ps(acc);
+#elif defined(__AVX2__)
+  __m256 acc = _mm256_setzero_ps();
+  for (; d + 8 <= k; d += 8) {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q8 + d));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)), _mm256_loadu_ps(u + d), acc);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+#endif
+  for (; d < k; ++d) s += static_cast<float>(q8[d]) * u[d];
+  return s;
+}
+
+/// Both Σ q8·u and Σ q8·v in one read of the row (the user and the page item).
+inline void dot2_q8(const std::int8_t* q8, const float* u, const float* v, int k, float* du, float* dv) noexcept {
+  int d = 0;
+  float su = 0.0f, sv = 0.0f;
+#if defined(__AVX512F__)
+  __m512 au = _mm512_setzero_ps(), av = _mm512_setzero_ps();
+  for (; d + 16 <= k; d += 16) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q8 + d));
+    const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+    au = _mm512_fmadd_ps(f, _mm512_loadu_ps(u + d), au);
+    av = _mm512_fmadd_ps(f, _mm512_loadu_ps(v + d), av);
+  }
+  su = _mm512_reduce_add_ps(au);
+  sv = _mm512_reduce_add_ps(av);
+#endif
+  for (; d < k; ++d) {
+    su += static_cast<float>(q8[d]) * u[d];
+    sv += static_cast<float>(q8[d]) * v[d];
+  }
+  *du = su;
+  *dv = sv;
+}
+
+}  // namespace freshrec::stream

@@ -1,0 +1,203 @@
+// Streaming updater benchmark (issue 4 targets):
+//   1. ingest end to end from an NDJSON file (read, parse, engine.apply: sessions,
+//      windows, SGD, guard) on one core, events/s and per-event apply p50/p99;
+//   2. recommend top-10 over 100K items, k=64, on one core while another thread ingests;
+//   3. the brief's Python (tests/bench/brief_reference.py, numpy) on a prefix of the same
+//      file, and our ratio.
+// Medians/percentiles measured in this run; nothing is asserted.
+//   usage: stream_bench [events=1500000] [python_events=100000]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cpu/data/generator.hpp"
+#include "cpu/data/ndjson_event_parser.hpp"
+#include "cpu/stream/source.hpp"
+#include "cpu/stream/stream_engine.hpp"
+
+using namespace freshrec;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double percentile(std::vector<float> v, double q) {
+  if (v.empty()) return 0.0;
+  const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return v[i];
+}
+
+std::shared_ptr<const FactorModel> random_baseline(int users, int items, int k) {
+  auto m = std::make_shared<FactorModel>();
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n(0.0f, 0.1f);
+  m->user_factors.resize(users, k);
+  m->item_factors.resize(items, k);
+  for (Eigen::Index i = 0; i < m->user_factors.size(); ++i) m->user_factors.data()[i] = n(rng);
+  for (Eigen::Index i = 0; i < m->item_factors.size(); ++i) m->item_factors.data()[i] = n(rng);
+  m->user_bias = Eigen::VectorXf::Zero(users);
+  m->item_bias = Eigen::VectorXf::Zero(items);
+  for (int u = 0; u < users; ++u) m->user_ids.intern(generated_user_id(static_cast<std::uint32_t>(u)));
+  for (int i = 0; i < items; ++i) m->item_ids.intern(generated_item_id(static_cast<std::uint32_t>(i)));
+  m->data_cutoff = 1700000000.0;
+  return m;
+}
+
+// Read + parse only (no engine): what the source and parser cost per line.
+double parse_only_rate(const std::string& path) {
+  auto source = open_file_source(path);
+  NdjsonEventParser parser;
+  EventView view;
+  Event event;
+  std::string reason;
+  SourceLine line;
+  std::uint64_t n = 0;
+  const auto t0 = Clock::now();
+  while (source->next(line) == SourceStatus::kLine) {
+    n += parser.parse_padded(line.text, line.text.size() + kSourcePadding, view, reason);
+    assign_event(view, event);
+  }
+  return static_cast<double>(n) / seconds_since(t0);
+}
+
+struct Ingest {
+  std::uint64_t lines = 0, accepted = 0;
+  double seconds = 0;
+  std::vector<float> apply_ns;
+};
+
+// The updater's hot loop: source line → simdjson parse in place → Event → engine.apply.
+Ingest ingest(StreamEngine& engine, const std::string& path, bool time_each) {
+  Ingest r;
+  auto source = open_file_source(path);
+  NdjsonEventParser parser;
+  EventView view;
+  Event event;
+  std::string reason;
+  SourceLine line;
+  r.apply_ns.reserve(2'000'000);
+  const auto t0 = Clock::now();
+  while (source->next(line) == SourceStatus::kLine) {
+    ++r.lines;
+    if (!parser.parse_padded(line.text, line.text.size() + kSourcePadding, view, reason)) continue;
+    assign_event(view, event);
+    if (time_each) {
+      const auto a = Clock::now();
+      r.accepted += engine.apply(event).accepted;
+      r.apply_ns.push_back(static_cast<float>(std::chrono::duration<double, std::nano>(Clock::now() - a).count()));
+    } else {
+      r.accepted += engine.apply(event).accepted;
+    }
+  }
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::int64_t events = argc > 1 ? std::atoll(argv[1]) : 1'500'000;
+  const std::int64_t py_events = argc > 2 ? std::atoll(argv[2]) : 100'000;
+  constexpr int kItems = 100000, kUsers = 100000, kFactors = 64;
+  const std::string path = "/tmp/freshrec_stream_bench.ndjson";
+
+  GeneratorConfig g;
+  g.events = events;
+  g.users = kUsers;
+  g.items = kItems;
+  g.categories = 50;
+  g.days = 7;
+  g.seed = 3;
+  auto t0 = Clock::now();
+  write_ndjson(g, path);
+  std::printf("generated %lld events (%d users, %d items) in %.2f s -> %s\n", static_cast<long long>(events), kUsers,
+              kItems, seconds_since(t0), path.c_str());
+  t0 = Clock::now();
+  const auto baseline = random_baseline(kUsers, kItems, kFactors);
+  std::printf("random baseline %d users x %d items, k=%d in %.2f s\n", kUsers, kItems, kFactors, seconds_since(t0));
+
+  StreamConfig config;  // the shipped defaults (configs/stream.yaml)
+  // 1. ingest, one core
+  t0 = Clock::now();
+  StreamEngine engine(config, baseline);
+  std::printf("engine construction %.2f s\n", seconds_since(t0));
+  const Ingest plain = ingest(engine, path, false);
+  StreamEngine engine_timed(config, baseline);
+  const Ingest timed = ingest(engine_timed, path, true);
+  const double eps = static_cast<double>(plain.lines) / plain.seconds;
+  const double eps_timed = static_cast<double>(timed.lines) / timed.seconds;
+  double apply_sum = 0;
+  for (const float v : timed.apply_ns) apply_sum += v;
+  const double apply_mean = timed.apply_ns.empty() ? 0.0 : apply_sum / static_cast<double>(timed.apply_ns.size()) / 1e3;
+  const double apply_max = timed.apply_ns.empty() ? 0.0 : *std::max_element(timed.apply_ns.begin(), timed.apply_ns.end()) / 1e3;
+  const double parse_eps = parse_only_rate(path);
+  const double p50 = percentile(timed.apply_ns, 0.5) / 1e3, p99 = percentile(timed.apply_ns, 0.99) / 1e3;
+
+  // 2. recommend on this thread while another ingests into the same engine
+  StreamEngine live(config, baseline);
+  std::atomic<bool> done{false};
+  Ingest background;
+  std::thread writer([&] {
+    background = ingest(live, path, false);
+    done = true;
+  });
+  std::vector<float> rec_ns;
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> pick(0, kUsers - 1);
+  RecommendRequest request;
+  request.k = 10;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the stream warm up
+  std::size_t during = 0;  // requests answered while the writer was still ingesting
+  while (!done.load() || rec_ns.size() < 200) {
+    if (!done.load()) ++during;
+    request.user_id = generated_user_id(static_cast<std::uint32_t>(pick(rng)));
+    const auto a = Clock::now();
+    const Recommendation rec = live.recommend(request);
+    rec_ns.push_back(static_cast<float>(std::chrono::duration<double, std::nano>(Clock::now() - a).count()));
+    if (rec.items.size() != 10) std::printf("warning: %zu items for %s\n", rec.items.size(), request.user_id.c_str());
+    if (rec_ns.size() >= 20000) break;
+  }
+  writer.join();
+  const double r50 = percentile(rec_ns, 0.5) / 1e6, r99 = percentile(rec_ns, 0.99) / 1e6;
+
+  // 3. the brief's Python on a prefix of the same file
+  double py_eps = 0.0;
+  const std::string cmd = std::string("python3 ") + FRESHREC_SOURCE_DIR + "/tests/bench/brief_reference.py --path " + path +
+                          " --events " + std::to_string(py_events) + " --k 64 --items " + std::to_string(kItems);
+  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    std::string out;
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    if (::pclose(p) == 0) py_eps = nlohmann::json::parse(out).value("events_per_s", 0.0);
+  }
+
+  std::printf("\n| measure (one core each, k=%d, %d items) | value | target |\n|---|---|---|\n", kFactors, kItems);
+  std::printf("| ingest end to end (read+parse+apply), events/s | %.0f | >= 1,000,000 |\n", eps);
+  std::printf("| same with per-event timing, events/s | %.0f | |\n", eps_timed);
+  std::printf("| apply p50 / p99, us | %.2f / %.2f | p99 <= 20 |\n", p50, p99);
+  std::printf("| apply mean / max, us | %.2f / %.0f | |\n", apply_mean, apply_max);
+  std::printf("| read + parse only (no engine), events/s | %.0f | |\n", parse_eps);
+  std::printf("| recommend top-10 p50 / p99 while ingesting, ms (%zu requests, %zu during ingest) | %.3f / %.3f | <= 1 / <= 3 |\n",
+              rec_ns.size(), during, r50, r99);
+  std::printf("| ingest rate while serving, events/s | %.0f | |\n",
+              static_cast<double>(background.lines) / background.seconds);
+  std::printf("| brief's Python (numpy) on %lld events, events/s | %.0f | |\n", static_cast<long long>(py_events), py_eps);
+  std::printf("| ratio ours / Python | %.0fx | >= 100x |\n", py_eps > 0 ? eps / py_eps : 0.0);
+  std::printf("\naccepted %llu of %llu lines; guard accepts %llu rollbacks %llu\n",
+              static_cast<unsigned long long>(plain.accepted), static_cast<unsigned long long>(plain.lines),
+              static_cast<unsigned long long>(engine.counters().guard_accepts),
+              static_cast<unsigned long long>(engine.counters().guard_rollbacks));
+  return 0;
+}

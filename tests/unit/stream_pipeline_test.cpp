@@ -1,0 +1,653 @@
+// The streaming updater process: sources and their offsets, the followed file across
+// rotation, dead letters, checkpoints and their corruption, the model watcher, and the
+// recovery story (SIGKILL at several points of a replay, restart, same final digest).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cpu/config/nightly_config.hpp"
+#include "cpu/data/generator.hpp"
+#include "cpu/model/snapshot.hpp"
+#include "cpu/nightly/nightly_job.hpp"
+#include "cpu/stream/checkpoint.hpp"
+#include "cpu/stream/dead_letter.hpp"
+#include "cpu/stream/model_watcher.hpp"
+#include "cpu/stream/source.hpp"
+#include "cpu/stream/updater.hpp"
+#include "cpu/stream/updater_latency.hpp"
+#include "cpu/util/error.hpp"
+#include "cpu/util/fs.hpp"
+
+namespace freshrec {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/freshrec_spipe_XXXXXX";
+    if (!::mkdtemp(tmpl)) std::abort();
+    path_ = tmpl;
+  }
+  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+void write_text(const std::string& path, const std::string& text, bool append = false) {
+  std::ofstream out(path, append ? std::ios::app | std::ios::binary : std::ios::trunc | std::ios::binary);
+  out << text;
+}
+
+std::vector<std::string> read_all(EventSource& s) {
+  std::vector<std::string> lines;
+  SourceLine line;
+  while (s.next(line) == SourceStatus::kLine) lines.emplace_back(line.text);
+  return lines;
+}
+
+// ---------------------------------------------------------------- sources
+
+TEST(FileSource, LinesOffsetsAndPadding) {
+  TempDir dir;
+  write_text(dir.file("e"), "alpha\r\n\nbeta\ngamma");  // CRLF, blank line, no final '\n'
+  auto src = open_file_source(dir.file("e"));
+  SourceLine line;
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "alpha");
+  EXPECT_EQ(line.line, 1u);
+  EXPECT_EQ(line.byte_offset, 0u);
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "");
+  EXPECT_EQ(line.byte_offset, 7u);
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "beta");
+  EXPECT_EQ(src->offset().byte_offset, 13u);
+  EXPECT_EQ(src->offset().line, 3u);
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "gamma");
+  EXPECT_EQ(line.line, 4u);
+  // The padding promise: kSourcePadding bytes behind the text may be read.
+  volatile char sink = line.text.data()[line.text.size() + kSourcePadding - 1];
+  (void)sink;
+  EXPECT_EQ(src->next(line), SourceStatus::kEnd);
+  EXPECT_EQ(src->offset().byte_offset, 18u);
+}
+
+TEST(FileSource, ResumesExactlyFromAnOffsetAndAcrossChunkBoundaries) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 30000; ++i) text += "line-" + std::to_string(i) + std::string(i % 50, 'x') + "\n";
+  write_text(dir.file("e"), text);  // ~1.1 MB: crosses the 1 MiB chunk
+  auto all = read_all(*open_file_source(dir.file("e")));
+  ASSERT_EQ(all.size(), 30000u);
+  for (const std::size_t stop : {std::size_t{1}, std::size_t{12345}, std::size_t{29999}}) {
+    auto first = open_file_source(dir.file("e"));
+    SourceLine line;
+    for (std::size_t i = 0; i < stop; ++i) ASSERT_EQ(first->next(line), SourceStatus::kLine);
+    const SourceOffset at = first->offset();
+    auto second = open_file_source(dir.file("e"));
+    EXPECT_EQ(second->seek(at), "");
+    auto rest = read_all(*second);
+    ASSERT_EQ(rest.size(), all.size() - stop);
+    EXPECT_EQ(rest.front(), all[stop]);
+    EXPECT_EQ(rest.back(), all.back());
+    EXPECT_EQ(second->offset().line, 30000u);
+  }
+}
+
+TEST(FileSource, IdentityIsCheckedOnResume) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "{\"n\":" + std::to_string(i) + "}\n";
+  write_text(dir.file("e"), text);
+  auto first = open_file_source(dir.file("e"));
+  SourceLine line;
+  for (int i = 0; i < 150; ++i) first->next(line);
+  const SourceOffset at = first->offset();
+  EXPECT_EQ(at.fingerprint_bytes, kFingerprintBytes);
+  // A byte-identical copy (new inode) is the same stream: resumed by fingerprint.
+  std::system(("cp '" + dir.file("e") + "' '" + dir.file("copy") + "'").c_str());
+  auto copy = open_file_source(dir.file("copy"));
+  EXPECT_EQ(copy->seek(at), "");
+  ASSERT_EQ(copy->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "{\"n\":150}");
+  // A different file is refused rather than resumed at a guessed position.
+  write_text(dir.file("other"), "{\"other\":1}\n" + text);
+  auto other = open_file_source(dir.file("other"));
+  try {
+    other->seek(at);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("not the file the checkpoint was reading"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(open_file_source(dir.file("missing")), InputError);
+}
+
+TEST(FileSource, OverlongLineIsCutNotBuffered) {
+  TempDir dir;
+  write_text(dir.file("e"), "short\n" + std::string(10000, 'z') + "\nnext\n");
+  auto src = open_file_source(dir.file("e"), 256);
+  SourceLine line;
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_TRUE(line.truncated);
+  EXPECT_EQ(line.text.size(), 256u);
+  EXPECT_EQ(line.byte_offset, 6u);
+  EXPECT_EQ(line.line, 2u);
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_FALSE(line.truncated);
+  EXPECT_EQ(line.text, "next");
+  EXPECT_EQ(line.byte_offset, 10007u);
+}
+
+TEST(FollowSource, GrowsRotatesAndTruncates) {
+  TempDir dir;
+  const std::string path = dir.file("live.ndjson");
+  auto src = open_follow_source(path);
+  SourceLine line;
+  EXPECT_EQ(src->next(line), SourceStatus::kIdle);  // waits for the file to appear
+  write_text(path, "a1\na2\n");
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "a1");
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_EQ(src->next(line), SourceStatus::kIdle);
+  write_text(path, "a3-par", true);  // a partial line waits for its '\n'
+  EXPECT_EQ(src->next(line), SourceStatus::kIdle);
+  write_text(path, "tial\n", true);
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "a3-partial");
+  EXPECT_EQ(line.line, 3u);
+
+  // Rotation: the writer appends a last line to the old file, renames it away and
+  // starts a new one. Every line of both files arrives, in order, once.
+  write_text(path, "a4\n", true);
+  ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
+  write_text(path, "b1\nb2\n");
+  std::vector<std::string> got;
+  for (int i = 0; i < 10 && got.size() < 3; ++i)
+    if (src->next(line) == SourceStatus::kLine) got.emplace_back(line.text);
+  EXPECT_EQ(got, (std::vector<std::string>{"a4", "b1", "b2"}));
+  EXPECT_EQ(line.line, 2u);  // line numbers restart with the new file
+  EXPECT_EQ(src->offset().byte_offset, 6u);
+  struct stat st {};
+  ::stat(path.c_str(), &st);
+  EXPECT_EQ(src->offset().inode, static_cast<std::uint64_t>(st.st_ino));
+
+  // copytruncate: the file shrinks under us; what follows is new data from byte 0.
+  ASSERT_EQ(::truncate(path.c_str(), 0), 0);
+  EXPECT_EQ(src->next(line), SourceStatus::kIdle);
+  write_text(path, "c1\n", true);
+  ASSERT_EQ(src->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "c1");
+  EXPECT_EQ(line.byte_offset, 0u);
+
+  // A followed file replaced while the process was down restarts at byte 0 with a warning.
+  const SourceOffset at = src->offset();
+  std::remove(path.c_str());
+  write_text(path, "d1-longer-than-before\n");
+  auto resumed = open_follow_source(path);
+  EXPECT_NE(resumed->seek(at), "");
+  ASSERT_EQ(resumed->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "d1-longer-than-before");
+}
+
+TEST(StdinSource, ReadsAndResumesWhenStdinIsAFile) {
+  TempDir dir;
+  write_text(dir.file("in"), "s1\ns2\ns3\n");
+  const int saved = ::dup(0);
+  const int fd = ::open(dir.file("in").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ::dup2(fd, 0);
+  {
+    auto src = open_stdin_source();
+    SourceLine line;
+    ASSERT_EQ(src->next(line), SourceStatus::kLine);
+    const SourceOffset at = src->offset();
+    EXPECT_EQ(at.byte_offset, 3u);
+    auto again = open_stdin_source();
+    EXPECT_EQ(again->seek(at), "");
+    EXPECT_EQ(read_all(*again), (std::vector<std::string>{"s2", "s3"}));
+    EXPECT_EQ(again->next(line), SourceStatus::kEnd);
+  }
+  ::dup2(saved, 0);
+  ::close(saved);
+  ::close(fd);
+}
+
+// ---------------------------------------------------------------- dead letters
+
+TEST(DeadLetter, OneJsonLinePerBadLineBoundedAndValid) {
+  TempDir dir;
+  const std::string path = dir.file("dl.ndjson");
+  {
+    DeadLetterWriter dl(path, 32);
+    dl.write(7, 1234, "invalid JSON", "{\"user_id\": \"u\"");
+    dl.write(9, 2000, "too long", std::string(20, 'a') + "\xC3\xA9" + std::string(40, 'b'));  // é straddles byte 32
+    dl.write(11, 3000, "bad bytes", "\xFF\xFE ok");
+    EXPECT_EQ(dl.count(), 3u);
+    dl.sync();
+  }
+  std::ifstream in(path);
+  std::vector<nlohmann::json> rows;
+  for (std::string l; std::getline(in, l);) rows.push_back(nlohmann::json::parse(l));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0]["line"], 7);
+  EXPECT_EQ(rows[0]["offset"], 1234);
+  EXPECT_EQ(rows[0]["reason"], "invalid JSON");
+  EXPECT_EQ(rows[0]["raw"], "{\"user_id\": \"u\"");
+  EXPECT_FALSE(rows[0].contains("truncated"));
+  EXPECT_EQ(rows[1]["truncated"], true);
+  EXPECT_EQ(rows[1]["raw_bytes"], 62);
+  EXPECT_LE(rows[1]["raw"].get<std::string>().size(), 32u);
+  EXPECT_EQ(rows[1]["raw"].get<std::string>().substr(20), "\xC3\xA9" + std::string(10, 'b'));
+  EXPECT_NE(rows[2]["raw"].get<std::string>().find(" ok"), std::string::npos);
+}
+
+TEST(DeadLetter, TruncateToForgetsLinesAfterACheckpoint) {
+  TempDir dir;
+  const std::string path = dir.file("dl.ndjson");
+  DeadLetterWriter dl(path, 100);
+  dl.write(1, 0, "r", "x");
+  const std::uint64_t at = dl.sync();
+  dl.write(2, 5, "r", "y");
+  dl.flush();
+  EXPECT_GT(dl.size(), at);
+  EXPECT_TRUE(dl.truncate_to(at));
+  EXPECT_EQ(read_file(path), format_dead_letter(1, 0, "r", "x", 100));
+  EXPECT_FALSE(dl.truncate_to(at + 1000));
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+CheckpointRecord sample_record(const std::string& payload) {
+  CheckpointRecord r;
+  r.baseline_version = "v1";
+  r.source.byte_offset = 4096;
+  r.source.line = 31;
+  r.source.inode = 77;
+  r.source.device = 5;
+  r.source.fingerprint = std::string(64, 'a');
+  r.source.fingerprint_bytes = 1024;
+  r.dead_letter_bytes = 99;
+  r.counters = {{"lines", 31}, {"parse_errors", 2}};
+  r.engine_state = payload;
+  return r;
+}
+
+TEST(Checkpoint, RoundTripAndKeepsTheNewest) {
+  TempDir dir;
+  CheckpointStore store(dir.file("ck"), 2);
+  std::string payload(100000, '\0');
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131 % 251);
+  for (int i = 0; i < 4; ++i) {
+    CheckpointRecord r = sample_record(payload + std::to_string(i));
+    store.write(r);
+    EXPECT_EQ(r.seq, static_cast<std::uint64_t>(i + 1));
+  }
+  const auto files = store.list();
+  ASSERT_EQ(files.size(), 2u);
+  const CheckpointRecord back = read_checkpoint(files[0]);
+  EXPECT_EQ(back.seq, 4u);
+  EXPECT_EQ(back.engine_state, payload + "3");
+  EXPECT_EQ(back.baseline_version, "v1");
+  EXPECT_EQ(back.source.byte_offset, 4096u);
+  EXPECT_EQ(back.source.line, 31u);
+  EXPECT_EQ(back.source.inode, 77u);
+  EXPECT_EQ(back.source.fingerprint, std::string(64, 'a'));
+  EXPECT_EQ(back.dead_letter_bytes, 99u);
+  EXPECT_EQ(back.counters.at("parse_errors"), 2u);
+  // A writer killed mid-write leaves a temporary file; it is swept and never read.
+  write_text(dir.file("ck/.tmp-checkpoint-000000000009.ckpt"), "half");
+  CheckpointStore reopened(dir.file("ck"), 2);
+  EXPECT_EQ(reopened.list().size(), 2u);
+  EXPECT_FALSE(std::ifstream(dir.file("ck/.tmp-checkpoint-000000000009.ckpt")).good());
+}
+
+TEST(Checkpoint, CorruptionIsRefusedAndThePreviousOneUsed) {
+  TempDir dir;
+  CheckpointStore store(dir.file("ck"), 2);
+  CheckpointRecord a = sample_record("state-A");
+  store.write(a);
+  CheckpointRecord b = sample_record(std::string(5000, 'B'));
+  store.write(b);
+  {
+    std::fstream f(b.path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-10, std::ios::end);
+    f.put('X');
+  }
+  try {
+    read_checkpoint(b.path);
+    FAIL() << "expected IntegrityError";
+  } catch (const IntegrityError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(b.path), std::string::npos) << what;
+    EXPECT_NE(what.find("payload sha256 mismatch (expected"), std::string::npos) << what;
+  }
+  std::vector<std::string> refused;
+  const auto loaded = store.load_newest_valid(&refused);
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->engine_state, "state-A");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_NE(refused[0].find("sha256 mismatch"), std::string::npos);
+
+  // A tampered header (here the source offset) fails its own checksum.
+  std::string bytes = read_file(a.path);
+  const std::size_t p = bytes.find("\"byte_offset\":4096");
+  ASSERT_NE(p, std::string::npos);
+  bytes.replace(p, 18, "\"byte_offset\":4097");
+  write_text(a.path, bytes);
+  EXPECT_THROW(read_checkpoint(a.path), IntegrityError);
+  // Truncation is caught before any checksum.
+  write_text(b.path, read_file(b.path).substr(0, 200));
+  EXPECT_THROW(read_checkpoint(b.path), IntegrityError);
+  EXPECT_FALSE(store.load_newest_valid(nullptr).has_value());
+}
+
+// ---------------------------------------------------------------- latency histogram
+
+TEST(LatencyHistogram, QuantilesWithinBucketResolution) {
+  LatencyHistogram h;
+  for (std::uint64_t v = 1; v <= 100000; ++v) h.record(v);
+  EXPECT_NEAR(h.quantile_ns(0.5), 50000.0, 50000.0 * 0.02);
+  EXPECT_NEAR(h.quantile_ns(0.99), 99000.0, 99000.0 * 0.02);
+  EXPECT_EQ(h.max_ns(), 100000u);
+  for (std::uint64_t v : {0ull, 1ull, 127ull, 128ull, 1000ull, 123456789ull, ~0ull}) {
+    std::uint64_t lo = 0, hi = 0;
+    LatencyHistogram::bounds(LatencyHistogram::index_of(v), lo, hi);
+    EXPECT_LE(lo, v);
+    if (hi > lo) EXPECT_LT(v - lo, hi - lo);
+  }
+  LatencyHistogram small;
+  small.record(40);
+  small.record(60);
+  EXPECT_EQ(small.quantile_ns(0.5), 40.0);
+  EXPECT_EQ(small.quantile_ns(0.99), 60.0);
+}
+
+// ---------------------------------------------------------------- model watcher
+
+FactorModel random_model(int users, int items, int k, unsigned seed) {
+  FactorModel m;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0.0f, 0.1f);
+  m.user_factors.resize(users, k);
+  m.item_factors.resize(items, k);
+  for (int r = 0; r < users; ++r)
+    for (int c = 0; c < k; ++c) m.user_factors(r, c) = n(rng);
+  for (int r = 0; r < items; ++r)
+    for (int c = 0; c < k; ++c) m.item_factors(r, c) = n(rng);
+  m.user_bias = Eigen::VectorXf::Zero(users);
+  m.item_bias = Eigen::VectorXf::Zero(items);
+  for (int u = 0; u < users; ++u) m.user_ids.intern(generated_user_id(static_cast<std::uint32_t>(u)));
+  for (int i = 0; i < items; ++i) m.item_ids.intern(generated_item_id(static_cast<std::uint32_t>(i)));
+  m.data_cutoff = 1700000000.0;
+  return m;
+}
+
+void corrupt_byte(const std::string& path, long from_end) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-from_end, std::ios::end);
+  const char c = static_cast<char>(f.get());
+  f.seekp(-from_end, std::ios::end);
+  f.put(static_cast<char>(c ^ 0x5A));
+}
+
+TEST(ModelWatcher, LoadsANewVersionAndRefusesACorruptOne) {
+  TempDir dir;
+  const std::string models = dir.file("models");
+  write_snapshot(random_model(20, 30, 4, 1), models, "v1");
+  ModelWatcher watcher(models, "v1", 3'600'000, nullptr);  // the test polls by hand
+  watcher.poll_now();
+  EXPECT_FALSE(watcher.has_pending());
+  write_snapshot(random_model(25, 30, 4, 2), models, "v2");
+  watcher.poll_now();
+  ASSERT_TRUE(watcher.has_pending());
+  LoadedSnapshot got = watcher.take_pending();
+  ASSERT_TRUE(got.model);
+  EXPECT_EQ(got.info.version, "v2");
+  EXPECT_EQ(got.model->n_users(), 25);
+  EXPECT_FALSE(watcher.has_pending());
+
+  write_snapshot(random_model(25, 30, 4, 3), models, "v3");
+  corrupt_byte(models + "/v3/item_factors.npy", 3);
+  watcher.poll_now();
+  EXPECT_FALSE(watcher.has_pending());
+  EXPECT_EQ(watcher.refused(), 1u);
+  watcher.poll_now();  // not retried while LATEST still names it
+  EXPECT_EQ(watcher.refused(), 1u);
+  EXPECT_EQ(watcher.loaded(), 1u);
+}
+
+// ---------------------------------------------------------------- the updater
+
+StreamProcessConfig updater_config(const TempDir& dir, const std::string& models, const std::string& events,
+                                   const std::string& tag) {
+  StreamProcessConfig c;
+  c.model.dir = models;
+  c.model.poll_ms = 0;
+  c.source.type = SourceType::kFile;
+  c.source.path = events;
+  c.checkpoint.dir = dir.file("ck-" + tag);
+  c.checkpoint.every_events = 2500;
+  c.checkpoint.every_seconds = 0;
+  c.dead_letter.path = dir.file("dl-" + tag + ".ndjson");
+  c.stats.interval_seconds = 0;
+  c.stream.guard.cycle_events = 1000;
+  c.stream.guard.holdout_probability = 0.05;
+  c.stream.guard.holdout_size = 200;
+  return c;
+}
+
+UpdaterOptions quiet_options() {
+  UpdaterOptions o;
+  o.log = nullptr;
+  o.warn = nullptr;
+  return o;
+}
+
+// Runs `body` in a child process and returns its wait status. Every updater run of the
+// recovery test happens in a child: a crash is a real SIGKILL, and no thread or OpenMP
+// pool of one run leaks into the next.
+int in_child(const std::function<void()>& body) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int code = 0;
+    try {
+      body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child: %s\n", e.what());
+      code = 3;
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+nlohmann::json run_updater(const StreamProcessConfig& c, const std::string& stats_path, std::uint64_t crash_after = 0) {
+  const int status = in_child([&] {
+    UpdaterOptions o = quiet_options();
+    o.stop_after_lines = crash_after;
+    o.crash = crash_after > 0;
+    StreamUpdater updater(c, o);
+    std::atomic<bool> stop{false};
+    const nlohmann::json stats = updater.run(stop);
+    write_text(stats_path, stats.dump());
+  });
+  if (crash_after > 0) {
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    return {};
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  return nlohmann::json::parse(read_file(stats_path));
+}
+
+class Recovery : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    models_ = dir_->file("models");
+    events_ = dir_->file("events.ndjson");
+    GeneratorConfig g;
+    g.events = 24000;
+    g.users = 400;
+    g.items = 300;
+    g.categories = 10;
+    g.days = 3;
+    g.seed = 11;
+    // The nightly model is trained by the nightly job library on the first 2/3 of the log.
+    const int status = in_child([&] {
+      NightlyConfig n = parse_nightly_config("{}", "test");
+      n.data.format = DataFormat::kGenerated;
+      n.data.generator = g;
+      n.data.generator.events = 16000;
+      n.train.factors = 8;
+      n.train.iterations = 3;
+      n.train.threads = 1;
+      n.train.backend = Backend::kCpu;
+      n.eval.enabled = false;
+      n.output.dir = models_;
+      n.output.version = "v1";
+      run_nightly_job(n, nullptr);
+    });
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    // The stream replays the whole log, with bad lines mixed in for the dead-letter file.
+    write_ndjson(g, dir_->file("clean.ndjson"));
+    std::ifstream in(dir_->file("clean.ndjson"));
+    std::ofstream out(events_);
+    int n = 0;
+    for (std::string line; std::getline(in, line); ++n) {
+      out << line << '\n';
+      if (n % 3001 == 17) out << "{\"user_id\":\"u1\",\"event_type\":\"teleport\",\"timestamp\":1}\n";
+      if (n % 5003 == 99) out << "not json at all\n";
+      if (n % 7919 == 5) out << "\n";
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static TempDir* dir_;
+  static std::string models_;
+  static std::string events_;
+};
+TempDir* Recovery::dir_ = nullptr;
+std::string Recovery::models_;
+std::string Recovery::events_;
+
+TEST_F(Recovery, KilledAtSeveralPointsRestartsToTheSameState) {
+  const nlohmann::json clean = run_updater(updater_config(*dir_, models_, events_, "clean"), dir_->file("s-clean.json"));
+  ASSERT_FALSE(clean.empty());
+  EXPECT_GT(clean["events"].get<std::uint64_t>(), 23000u);
+  EXPECT_GT(clean["dead_letters"].get<std::uint64_t>(), 8u);
+  EXPECT_EQ(clean["state_digest"].get<std::string>().size(), 64u);
+  EXPECT_TRUE(clean["restored_from"].is_null());
+  const std::string clean_dead = read_file(dir_->file("dl-clean.ndjson"));
+  EXPECT_NE(clean_dead.find("\"raw\":\"not json at all\""), std::string::npos);
+
+  // Two uninterrupted runs agree (determinism).
+  const nlohmann::json again = run_updater(updater_config(*dir_, models_, events_, "again"), dir_->file("s-again.json"));
+  EXPECT_EQ(again["state_digest"], clean["state_digest"]);
+
+  // Killed once at three different points (before the first checkpoint, between two,
+  // right on one), restarted to EOF.
+  for (const std::uint64_t kill_at : {1234ull, 10000ull, 17777ull}) {
+    const std::string tag = "k" + std::to_string(kill_at);
+    const StreamProcessConfig c = updater_config(*dir_, models_, events_, tag);
+    run_updater(c, dir_->file("s-" + tag + ".json"), kill_at);
+    const nlohmann::json resumed = run_updater(c, dir_->file("s-" + tag + ".json"));
+    EXPECT_EQ(resumed["state_digest"], clean["state_digest"]) << "killed after " << kill_at << " lines";
+    EXPECT_EQ(resumed["events"], clean["events"]) << kill_at;
+    EXPECT_EQ(resumed["dead_letters"], clean["dead_letters"]) << kill_at;
+    EXPECT_EQ(resumed["counters"]["lines"], clean["counters"]["lines"]) << kill_at;
+    EXPECT_EQ(read_file(c.dead_letter.path), clean_dead) << "dead letters lost or doubled, kill at " << kill_at;
+    if (kill_at >= 2500) EXPECT_FALSE(resumed["restored_from"].is_null());
+  }
+
+  // Killed three times in a row in one checkpoint directory, the newest checkpoint
+  // corrupted before the last restart: falls back to the previous one and still agrees.
+  const StreamProcessConfig c = updater_config(*dir_, models_, events_, "multi");
+  run_updater(c, dir_->file("s-multi.json"), 6000);
+  run_updater(c, dir_->file("s-multi.json"), 7001);
+  run_updater(c, dir_->file("s-multi.json"), 3333);
+  CheckpointStore store(c.checkpoint.dir, 2);
+  const auto files = store.list();
+  ASSERT_EQ(files.size(), 2u);
+  corrupt_byte(files[0], 100);
+  const nlohmann::json resumed = run_updater(c, dir_->file("s-multi.json"));
+  EXPECT_EQ(resumed["restored_from"], files[1]);
+  EXPECT_EQ(resumed["state_digest"], clean["state_digest"]);
+  EXPECT_EQ(read_file(c.dead_letter.path), clean_dead);
+}
+
+TEST_F(Recovery, CheckpointOfAnOlderBaselineIsRestoredThenSwapped) {
+  StreamProcessConfig c = updater_config(*dir_, models_ + "-swap", events_, "swap");
+  std::system(("cp -r '" + models_ + "' '" + c.model.dir + "'").c_str());
+  run_updater(c, dir_->file("s-swap.json"), 9000);
+  // A new nightly model is published while the updater is down.
+  const int status = in_child([&] {
+    FactorModel next = load_latest(c.model.dir);
+    next.user_factors *= 0.5f;
+    write_snapshot(next, c.model.dir, "v2");
+  });
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const nlohmann::json resumed = run_updater(c, dir_->file("s-swap.json"));
+  EXPECT_FALSE(resumed["restored_from"].is_null());
+  EXPECT_EQ(resumed["baseline_version"], "v2");
+  EXPECT_EQ(resumed["counters"]["swaps"], 1);
+  EXPECT_GT(resumed["events"].get<std::uint64_t>(), 23000u);
+}
+
+TEST_F(Recovery, ACorruptSnapshotIsRefusedAtStart) {
+  const std::string models = models_ + "-bad";
+  std::system(("cp -r '" + models_ + "' '" + models + "'").c_str());
+  corrupt_byte(models + "/v1/user_factors.npy", 7);
+  StreamProcessConfig c = updater_config(*dir_, models, events_, "bad");
+  try {
+    StreamUpdater updater(c, quiet_options());
+    FAIL() << "expected IntegrityError";
+  } catch (const IntegrityError& e) {
+    EXPECT_NE(std::string(e.what()).find("user_factors.npy"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(Recovery, StopFlagFinishesTheEventAndCheckpoints) {
+  StreamProcessConfig c = updater_config(*dir_, models_, events_, "stop");
+  c.checkpoint.every_events = 0;
+  const int status = in_child([&] {
+    UpdaterOptions o = quiet_options();
+    StreamUpdater updater(c, o);
+    std::atomic<bool> stop{true};  // as if SIGTERM arrived at once
+    const nlohmann::json stats = updater.run(stop);
+    if (stats["stopped_by"] != "signal") std::_Exit(4);
+  });
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  CheckpointStore store(c.checkpoint.dir, 2);
+  EXPECT_EQ(store.list().size(), 1u);
+}
+
+}  // namespace
+}  // namespace freshrec
