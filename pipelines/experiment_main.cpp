@@ -6,12 +6,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cpu/experiment/bandit_sim.hpp"
 #include "cpu/experiment/experiment_config.hpp"
 #include "cpu/experiment/experiment_report.hpp"
 #include "cpu/experiment/experiment_runner.hpp"
@@ -75,6 +78,24 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // A "simulation:" experiment (the cold-start bandit shop) has its own loader and report.
+    if (freshrec::is_bandit_experiment(config_file)) {
+      const auto config = freshrec::load_bandit_experiment(config_file, overrides);
+      nlohmann::json results = freshrec::run_bandit_experiment(config, quiet ? nullptr : stderr);
+      results["git_commit"] = git_commit();
+      freshrec::write_bandit_reports(results, out_dir);
+      std::ifstream summary(out_dir + "/summary.md");
+      std::cout << summary.rdbuf() << std::flush;
+      if (!no_plots) {
+        std::string script = find_plot_script(argv[0]);
+        if (!script.empty()) script = (std::filesystem::path(script).parent_path() / "plot_bandit.py").string();
+        const std::string python = script.empty() ? std::string() : find_python_with_matplotlib();
+        if (python.empty() || std::system((python + " " + quote(script) + " " + quote(out_dir)).c_str()) != 0)
+          std::fprintf(stderr, "[plots] skipped (pipelines/plot_bandit.py or python3 with matplotlib unavailable)\n");
+      }
+      std::fprintf(stderr, "[done] results in %s\n", out_dir.c_str());
+      return 0;
+    }
     const freshrec::ExperimentConfig config = freshrec::load_experiment_config(config_file, overrides);
     freshrec::RunOptions options;
     options.progress = quiet ? nullptr : stderr;

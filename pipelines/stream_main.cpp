@@ -1,5 +1,6 @@
 // freshrec-stream: the long-lived streaming updater. Exit codes a supervisor can act on:
-// 0 ok (EOF or SIGTERM/SIGINT after a final checkpoint); 2 bad config or arguments;
+// Serves HTTP (http:), writes features to Redis (redis:) and reads Kafka (source.type: kafka)
+// when configured. 0 ok (EOF or SIGTERM/SIGINT after a final checkpoint); 2 bad config or arguments;
 // 3 bad input (no model published, source file not the one the checkpoint read);
 // 4 corrupt snapshot; 5 I/O failure; 1 anything else.
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <fmt/core.h>
 
 #include "cpu/config/stream_config_yaml.hpp"
+#include "cpu/serve/stream_service.hpp"
 #include "cpu/stream/updater.hpp"
 #include "cpu/util/error.hpp"
 #include "cpu/util/fs.hpp"
@@ -55,8 +57,10 @@ int main(int argc, char** argv) {
   try {
     static std::atomic<bool> stop{false};
     freshrec::install_stop_signals(stop);
-    freshrec::StreamUpdater updater(config, options);
-    const nlohmann::json stats = updater.run(stop);
+    // The service is the updater plus HTTP, Redis and the http/kafka sources; with those
+    // off it behaves exactly like the bare updater.
+    freshrec::StreamService service(config, options);
+    const nlohmann::json stats = service.run(stop);
     if (!stats_out.empty()) freshrec::replace_file_atomic(stats_out, stats.dump(2) + "\n");
     fmt::print("events {}  {:.0f}/s  apply p50 {:.2f}us p99 {:.2f}us  dead letters {}  digest {}\n",
                stats["events"].get<std::uint64_t>(), stats["events_per_s"].get<double>(),

@@ -29,11 +29,12 @@ void read_model(YamlSection& s, ModelSettings& m) {
 
 void read_source(YamlSection& s, SourceSettings& src) {
   s.get_enum("type", src.type,
-             {{"file", SourceType::kFile}, {"follow", SourceType::kFollow}, {"stdin", SourceType::kStdin}});
+             {{"file", SourceType::kFile}, {"follow", SourceType::kFollow}, {"stdin", SourceType::kStdin},
+              {"http", SourceType::kHttp}, {"kafka", SourceType::kKafka}});
   s.get("path", src.path);
   s.get("poll_ms", src.poll_ms, 1, 60'000);
   get_size(s, "max_line_bytes", src.max_line_bytes, 256, 1LL << 30);
-  if (src.type != SourceType::kStdin && src.path.empty())
+  if ((src.type == SourceType::kFile || src.type == SourceType::kFollow) && src.path.empty())
     s.fail("path", "required when source.type is 'file' or 'follow'");
 }
 
@@ -49,6 +50,52 @@ void read_checkpoint(YamlSection& s, CheckpointSettings& c) {
 void read_dead_letter(YamlSection& s, DeadLetterSettings& d) {
   s.get("path", d.path);
   get_size(s, "max_raw_bytes", d.max_raw_bytes, 16, 1LL << 24);
+}
+
+void read_http(YamlSection& s, HttpSettings& h) {
+  s.get("enabled", h.enabled);
+  s.get("host", h.host);
+  s.get("port", h.port, 0, 65535);
+  s.get("threads", h.threads, 1, 1024);
+  get_size(s, "max_body_bytes", h.max_body_bytes, 1024, 1LL << 31);
+  s.get("request_timeout_seconds", h.request_timeout_seconds, 0.01, 3600.0);
+  s.get("admin_token", h.admin_token);
+  s.get("admin_token_env", h.admin_token_env);
+  s.get("require_token_for_events", h.require_token_for_events);
+  s.get("journal", h.journal);
+  s.get("max_k", h.max_k, 1, 1'000'000);
+  if (h.host.empty()) s.fail("host", "must not be empty (127.0.0.1 serves loopback only)");
+}
+
+void read_redis(YamlSection& s, RedisSettings& r) {
+  s.get("url", r.url);
+  s.get("password", r.password);
+  s.get("db", r.db, -1, 1'000'000);
+  s.get("ttl_seconds", r.ttl_seconds, 1, 365 * 86400);
+  s.get("key_prefix", r.key_prefix);
+  get_size(s, "queue_capacity", r.queue_capacity, 1, kMaxCount);
+  get_size(s, "batch", r.batch, 1, 1'000'000);
+  s.get("connect_timeout_seconds", r.connect_timeout_seconds, 0.001, 600.0);
+  s.get("max_backoff_seconds", r.max_backoff_seconds, 0.05, 3600.0);
+  if (!r.url.empty() && r.url.rfind("redis://", 0) != 0)
+    s.fail("url", "expected redis://[:password@]host:port[/db] or \"\" (disabled), got '" + r.url + "'");
+}
+
+void read_kafka(YamlSection& s, KafkaSettings& k) {
+  s.get("brokers", k.brokers);
+  s.get("topic", k.topic);
+  s.get("group_id", k.group_id);
+  s.get("scale_out", k.scale_out);
+  if (s.has("properties")) {
+    const std::vector<std::string> keys = s.keys_of("properties");
+    s.section("properties", [&](YamlSection& p) {
+      for (const std::string& key : keys) {
+        std::string v;
+        p.get(key, v);
+        k.properties[key] = v;
+      }
+    });
+  }
 }
 
 void read_stats(YamlSection& s, StatsSettings& st) { s.get("interval_seconds", st.interval_seconds, 0.0, 1e7); }
@@ -144,7 +191,11 @@ void read_context(YamlSection& s, ContextConfig& c) {
       {"mobile", &c.mobile},       {"tablet", &c.tablet},   {"desktop", &c.desktop},
       {"morning", &c.morning},     {"afternoon", &c.afternoon}, {"evening", &c.evening},
       {"night", &c.night},         {"weekend", &c.weekend}, {"holiday_season", &c.holiday_season}};
-  for (const auto& [key, scale] : scales) s.section(key, [&](YamlSection& x) { read_scale(x, *scale); });
+  // Not a structured binding: capturing one in a lambda is C++20 (clang rejects it in C++17).
+  for (const auto& entry : scales) {
+    ContextScale* scale = entry.second;
+    s.section(entry.first, [&](YamlSection& x) { read_scale(x, *scale); });
+  }
   s.get("utc_offset_hours", c.utc_offset_hours, -24.0, 24.0);
 }
 
@@ -174,7 +225,26 @@ StreamProcessConfig parse_node(const YAML::Node& root, const std::string& origin
   top.section("checkpoint", [&](YamlSection& s) { read_checkpoint(s, config.checkpoint); });
   top.section("dead_letter", [&](YamlSection& s) { read_dead_letter(s, config.dead_letter); });
   top.section("stats", [&](YamlSection& s) { read_stats(s, config.stats); });
+  top.section("http", [&](YamlSection& s) {
+    read_http(s, config.http);
+    if (config.source.type == SourceType::kHttp && !config.http.enabled)
+      s.fail("enabled", "must be true when source.type is 'http' (events arrive by POST /v1/events)");
+    if (config.source.type == SourceType::kHttp && config.http.journal.empty())
+      s.fail("journal", "required when source.type is 'http'");
+  });
+  top.section("redis", [&](YamlSection& s) { read_redis(s, config.redis); });
+  top.section("kafka", [&](YamlSection& s) {
+    read_kafka(s, config.kafka);
+    if (config.source.type != SourceType::kKafka) return;
+    if (config.kafka.brokers.empty()) s.fail("brokers", "required when source.type is 'kafka'");
+    if (config.kafka.topic.empty()) s.fail("topic", "required when source.type is 'kafka'");
+    if (config.kafka.group_id.empty()) s.fail("group_id", "required when source.type is 'kafka'");
+  });
   top.section("stream", [&](YamlSection& s) { read_stream(s, config.stream); });
+  // Scale-out: every process owns the users of its partitions but items are shared;
+  // item vectors stay frozen at the nightly values so the processes cannot diverge on
+  // them (README, "Scale-out").
+  if (config.source.type == SourceType::kKafka && config.kafka.scale_out) config.stream.sgd.item_learning_rate = 0.0f;
   top.finish();
   return config;
 }

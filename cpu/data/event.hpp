@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cpu/data/event_type.hpp"
 
@@ -18,6 +19,8 @@ struct Event {
   double price = NAN;       ///< properties.price
   std::string query;        ///< properties.query
   double rating = NAN;      ///< properties.rating (or the rating column of MovieLens)
+  std::vector<std::string> items;  ///< properties.items: what an impression showed, in rank order
+  std::string request_id;          ///< properties.request_id of an impression (may be empty)
 };
 
 }  // namespace freshrec

@@ -3,7 +3,7 @@
 namespace freshrec {
 namespace {
 constexpr std::array<std::string_view, kNumEventTypes> kNames{
-    "view", "click", "add_to_cart", "purchase", "search", "rating"};
+    "view", "click", "add_to_cart", "purchase", "search", "rating", "impression"};
 }
 
 std::optional<EventType> parse_event_type(std::string_view name) noexcept {

@@ -52,6 +52,10 @@ struct NdjsonEventParser::Impl {
   std::vector<char> scratch;  // padded copy for lines that come without padding
   char user_digits[24];       // integer ids rendered as text
   char item_digits[24];
+  std::vector<std::string> item_list;
+  std::size_t items_used = 0;
+  char request_digits[24];
+  char list_digits[24];  // properties.items, owned here (integers rendered, strings copied)
 
   // Reads a string-or-integer id. Null leaves `out` empty (reported as missing later).
   bool read_id(od::value& v, const char* key, char* digits, std::string_view& out,
@@ -179,14 +183,58 @@ struct NdjsonEventParser::Impl {
         ok = read_optional_number(value, "properties.price", out.price, reason);
       else if (key == "query")
         ok = read_optional_string(value, "properties.query", out.query, reason);
+      else if (key == "request_id")
+        ok = read_id(value, "properties.request_id", request_digits, out.request_id, reason);
+      else if (key == "items")
+        ok = read_items(value, reason);
       if (!ok) return false;
     }
     return true;
   }
 
+  // properties.items: an array of string-or-integer ids. Copied into item_list because an
+  // integer id needs storage of its own for its text; the strings are reused from line to
+  // line, so a steady stream of impressions does not allocate.
+  bool read_items(od::value& v, std::string& reason) {
+    od::json_type t;
+    if (auto e = v.type().get(t)) return json_fail(reason, e);
+    if (t == od::json_type::null) return true;
+    if (t != od::json_type::array) {
+      reason = std::string("properties.items: expected an array, got ") + type_name(t);
+      return false;
+    }
+    od::array arr;
+    if (auto e = v.get_array().get(arr)) return json_fail(reason, e);
+    std::size_t n = 0;
+    for (auto element : arr) {
+      od::value item;
+      if (auto e = std::move(element).get(item)) return json_fail(reason, e);
+      if (n >= kMaxImpressionItems) {
+        reason = "properties.items: more than " + std::to_string(kMaxImpressionItems) + " items";
+        return false;
+      }
+      std::string_view id;
+      const std::string key = "properties.items[" + std::to_string(n) + "]";
+      if (!read_id(item, key.c_str(), list_digits, id, reason)) return false;
+      if (id.empty()) {
+        reason = key + ": empty item id";
+        return false;
+      }
+      if (item_list.size() <= n) item_list.emplace_back();
+      item_list[n].assign(id);
+      ++n;
+    }
+    items_used = n;
+    return true;
+  }
+
   bool parse(const char* data, std::size_t len, std::size_t readable, EventView& out,
              std::string& reason) {
+    out.items.clear();
+    std::vector<std::string_view> keep = std::move(out.items);  // keep its capacity
     out = EventView{};
+    out.items = std::move(keep);
+    items_used = 0;
     od::document doc;
     if (auto e = parser.iterate(simdjson::padded_string_view(data, len, readable)).get(doc))
       return json_fail(reason, e);
@@ -251,7 +299,7 @@ struct NdjsonEventParser::Impl {
     const auto type = parse_event_type(type_text);
     if (!type) {
       reason = "unknown event_type " + quoted(type_text) +
-               " (expected view|click|add_to_cart|purchase|search|rating)";
+               " (expected view|click|add_to_cart|purchase|search|rating|impression)";
       return false;
     }
     out.type = *type;
@@ -259,7 +307,13 @@ struct NdjsonEventParser::Impl {
       reason = "missing user_id";
       return false;
     }
-    if (out.item_id.empty() && out.type != EventType::kSearch) {
+    if (out.type == EventType::kImpression) {
+      if (items_used == 0) {
+        reason = "impression event without properties.items";
+        return false;
+      }
+      for (std::size_t i = 0; i < items_used; ++i) out.items.emplace_back(item_list[i]);
+    } else if (out.item_id.empty() && out.type != EventType::kSearch) {
       reason = "missing item_id (required for a " + std::string(event_type_name(out.type)) + " event)";
       return false;
     }
@@ -304,6 +358,9 @@ void assign_event(const EventView& view, Event& out) {
   out.price = view.price;
   out.query.assign(view.query);
   out.rating = view.rating;
+  out.items.resize(view.items.size());
+  for (std::size_t i = 0; i < view.items.size(); ++i) out.items[i].assign(view.items[i]);
+  out.request_id.assign(view.request_id);
 }
 
 bool parse_ndjson_event(std::string_view line, Event& out, std::string& reason) {

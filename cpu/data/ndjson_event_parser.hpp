@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cpu/data/event.hpp"
 #include "cpu/data/event_type.hpp"
@@ -26,7 +27,12 @@ struct EventView {
   double price = NAN;
   std::string_view query;
   double rating = NAN;
+  std::vector<std::string_view> items;  ///< properties.items of an impression (empty otherwise)
+  std::string_view request_id;          ///< properties.request_id of an impression
 };
+
+/// The most items one impression may list (a longer list is a bad line, not a page).
+inline constexpr std::size_t kMaxImpressionItems = 1000;
 
 /// Copies `view` into `out`, reusing out's string capacity.
 void assign_event(const EventView& view, Event& out);

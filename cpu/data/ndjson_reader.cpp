@@ -29,7 +29,7 @@ void read_ndjson(const DataConfig& config, InteractionLog& log, ParseReport& rep
                     std::move(reason));
       continue;
     }
-    if (event.item_id.empty()) {
+    if (event.item_id.empty() || event.type == EventType::kImpression) {  // impressions train nothing nightly
       ++report.without_item;
       continue;
     }

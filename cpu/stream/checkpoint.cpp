@@ -49,8 +49,12 @@ std::vector<std::string> entries(const std::string& dir) {
 }
 
 nlohmann::json offset_to_json(const SourceOffset& o) {
-  return {{"byte_offset", o.byte_offset}, {"line", o.line},         {"device", o.device},
-          {"inode", o.inode},             {"fingerprint", o.fingerprint}, {"fingerprint_bytes", o.fingerprint_bytes}};
+  nlohmann::json j = {{"byte_offset", o.byte_offset}, {"line", o.line},
+                      {"device", o.device},           {"inode", o.inode},
+                      {"fingerprint", o.fingerprint}, {"fingerprint_bytes", o.fingerprint_bytes}};
+  // Only partitioned sources write the key, so file checkpoints stay byte-identical.
+  if (!o.partitions.empty()) j["partitions"] = o.partitions;
+  return j;
 }
 
 SourceOffset offset_from_json(const nlohmann::json& j) {
@@ -61,6 +65,7 @@ SourceOffset offset_from_json(const nlohmann::json& j) {
   o.inode = j.at("inode").get<std::uint64_t>();
   o.fingerprint = j.at("fingerprint").get<std::string>();
   o.fingerprint_bytes = j.at("fingerprint_bytes").get<std::uint64_t>();
+  if (j.contains("partitions")) o.partitions = j.at("partitions").get<std::map<std::string, std::int64_t>>();
   return o;
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpu/stream/engine_core.hpp"
+#include "cpu/stream/vec_ops.hpp"
 #include "cpu/util/error.hpp"
 #include "cpu/util/sha256.hpp"
 
@@ -63,8 +64,20 @@ Core::Core(const StreamConfig& config, std::shared_ptr<const FactorModel> baseli
     : cfg_(config), user_windows_(config.windows.seconds), item_windows_(config.windows.seconds),
       rng_(config.seed) {
   validate(cfg_);
+  build_lr_table();
   if (!baseline) throw InputError("StreamEngine: baseline model is null");
   install_baseline(std::move(baseline), std::move(info));
+  // Per-user arrays grow one slot per new user: reserving for the nightly model's users (the
+  // expected active set) up front saves the copies of each doubling and their page faults
+  // mid-stream. Address space only; pages are committed as slots are used.
+  const std::size_t expect = std::min<std::size_t>(cfg_.memory.max_users, static_cast<std::size_t>(base_->n_users()) + 1024);
+  users_.reserve(expect);
+  reserve_huge(user_delta_, expect * static_cast<std::size_t>(k_));
+  user_dbias_.reserve(expect);
+  user_updates_.reserve(expect);
+  user_stamp_.reserve(expect);
+  user_undo_at_.reserve(expect);
+  user_windows_.reserve(expect);
   rebuild_sampler();
   start_cycle();
 }
@@ -73,9 +86,13 @@ void Core::install_baseline(std::shared_ptr<const FactorModel> model, std::share
   if (!info) info = make_baseline_info(*model);
   base_ = std::move(model);
   info_ = std::move(info);
+  // Rows of the nightly factors are read at random per event (see advise_huge_pages).
+  advise_huge_pages(base_->user_factors.data(), sizeof(float) * static_cast<std::size_t>(base_->user_factors.size()));
+  advise_huge_pages(base_->item_factors.data(), sizeof(float) * static_cast<std::size_t>(base_->item_factors.size()));
   explicit_ = base_->kind == ModelKind::kExplicit;
   k_ = base_->factors();
   for (auto* v : {&scratch_u_, &scratch_gu_, &scratch_gi_, &scratch_nd_, &scratch_nq_}) v->assign(k_, 0.0f);
+  zeros_.assign(k_, 0.0f);
 
   // Items: keys stay; the new baseline's unseen items are appended.
   item_ids_.reserve(item_ids_.size() + base_->item_ids.size());
@@ -117,9 +134,18 @@ void Core::grow_items(std::size_t n) {
     // Geometric capacity: a new item must not copy the whole matrix every time.
     const std::size_t cap = std::max<std::size_t>(n, items_.rows() + items_.rows() / 2 + 16);
     FactorMatrix bigger(cap, k_);
+    advise_huge_pages(bigger.data(), sizeof(float) * static_cast<std::size_t>(bigger.size()));
     bigger.topRows(items_.rows()) = items_;
     bigger.bottomRows(cap - items_.rows()).setZero();
     items_.swap(bigger);
+  }
+  if (n > items_q8_.size() / std::max(1, k_)) {
+    // Same geometric capacity for the per-item arrays, huge-page advised while untouched.
+    const std::size_t cap = static_cast<std::size_t>(items_.rows());
+    reserve_huge(items_q8_, cap * static_cast<std::size_t>(k_));
+    reserve_huge(item_stamp_, cap);
+    reserve_huge(item_events_, cap);
+    reserve_huge(item_lp_, cap);
   }
   item_bias_.resize(n, 0.0f);
   item_init_.resize(n, 0u);
@@ -188,6 +214,7 @@ std::int32_t Core::ensure_slot(std::uint32_t ukey) {
 // key) in one O(n) pass, so the cap costs O(1) amortised per new user instead of an ordered
 // index touched on every event.
 void Core::evict_batch() {
+  evicted_in_cycle_ = true;
   struct Cand { double t; std::uint32_t key; std::int32_t slot; };
   std::vector<Cand> c;
   c.reserve(tracked_);
@@ -236,6 +263,36 @@ void Core::push_journal(const LearnRecord& r) {
   }
 }
 
+namespace {
+inline void prefetch_bytes(const void* p, std::size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off);
+}
+}  // namespace
+
+void Core::prefetch_rows(std::uint32_t ukey, std::uint32_t item) const {
+  const std::size_t rowf = sizeof(float) * static_cast<std::size_t>(k_);
+  const std::int32_t slot = user_slot_[ukey];
+  const std::int32_t ubr = user_base_row_[ukey];
+  if (ubr >= 0) prefetch_bytes(base_->user_factors.row(ubr).data(), rowf);
+  if (slot >= 0) {
+    __builtin_prefetch(&users_[slot]);
+    prefetch_bytes(&user_delta_[static_cast<std::size_t>(slot) * k_], rowf);
+    user_windows_.prefetch(slot);
+    __builtin_prefetch(&user_updates_[slot]);
+    __builtin_prefetch(&user_stamp_[slot]);
+  }
+  if (item == kNone) return;
+  prefetch_bytes(items_.row(item).data(), rowf);
+  const std::int32_t ibr = item_base_row_[item];
+  if (ibr >= 0) prefetch_bytes(base_->item_factors.row(ibr).data(), rowf);
+  item_windows_.prefetch(item);
+  __builtin_prefetch(&item_events_[item]);
+  __builtin_prefetch(&item_lp_[item]);
+  __builtin_prefetch(&item_stamp_[item]);
+  __builtin_prefetch(&items_q8_[static_cast<std::size_t>(item) * k_]);
+}
+
 ApplyResult Core::apply(const Event& e) {
   // Validation first: a rejected event changes nothing.
   auto reject = [this](std::string why) {
@@ -251,11 +308,38 @@ ApplyResult Core::apply(const Event& e) {
   if (e.type == EventType::kRating && !std::isfinite(e.rating)) return reject("rating is missing or not finite");
 
   const double t = e.timestamp;
+  // The event touches a dozen rows scattered over arrays far larger than the caches (ids,
+  // user and item vectors, windows, counters): start every load as soon as its address is
+  // known so the misses overlap instead of queueing one after another.
+  user_ids_.prefetch(e.user_id);
+  if (!e.item_id.empty()) item_ids_.prefetch(e.item_id);
   const std::uint32_t ukey = user_key(e.user_id);
   const std::uint32_t item = e.item_id.empty() ? kNone : item_key(e.item_id);
+  prefetch_rows(ukey, item);
   ++counters_.events;
   if (!seen_any_ || t > watermark_) watermark_ = t;
   seen_any_ = true;
+
+  // Learning: explicit baselines learn from ratings only; implicit ones from weighted
+  // interactions and (centred) ratings. The holdout decision and the negatives are drawn
+  // before the observations below (nothing there uses the RNG or the sampler, so the draws
+  // are the same) so that the negatives' rows load while the session and windows update.
+  bool trainable = false;
+  if (item != kNone) {
+    if (e.type == EventType::kRating) trainable = true;
+    else trainable = !explicit_ && cfg_.sgd.weights[e.type] > 0.0f;
+  }
+  LearnRecord r;
+  bool learn_now = false;
+  if (trainable) {
+    r.user = ukey;
+    r.item = item;
+    r.time = t;
+    r.rating = e.type == EventType::kRating ? static_cast<float>(e.rating) : 0.0f;
+    r.type = static_cast<std::uint8_t>(e.type);
+    learn_now = !divert_to_holdout(r);
+    if (learn_now) draw_negatives(r, rng_);
+  }
 
   const std::int32_t slot = ensure_slot(ukey);
   UserState& u = users_[slot];
@@ -270,26 +354,15 @@ ApplyResult Core::apply(const Event& e) {
     if (e.type == EventType::kPurchase) remember_purchase(u, item);
   }
 
-  // Learning: explicit baselines learn from ratings only; implicit ones from weighted
-  // interactions and (centred) ratings.
-  bool trainable = false;
-  if (item != kNone) {
-    if (e.type == EventType::kRating) trainable = true;
-    else trainable = !explicit_ && cfg_.sgd.weights[e.type] > 0.0f;
-  }
-  if (trainable) {
-    LearnRecord r;
-    r.user = ukey;
-    r.item = item;
-    r.time = t;
-    r.rating = e.type == EventType::kRating ? static_cast<float>(e.rating) : 0.0f;
-    r.type = static_cast<std::uint8_t>(e.type);
-    if (!divert_to_holdout(r)) {
-      learn(r, LearnMode::kLive, rng_);
-      push_journal(r);
-      if (cfg_.guard.enabled) pending_.push_back(r);
+  if (learn_now) {
+    learn(r, LearnMode::kLive, rng_, /*negatives_drawn=*/true);
+    push_journal(r);
+    if (cfg_.guard.enabled) {
+      pending_.push_back(r);
+      replay_step();
     }
   }
+  if (sampler_next_.building()) advance_sampler();
   if (++cycle_events_ >= cfg_.guard.cycle_events) end_cycle();
   return ApplyResult{true, {}};
 }

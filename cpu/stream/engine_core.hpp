@@ -103,15 +103,24 @@ class Core {
   void evict_batch();
   void remember_purchase(UserState& u, std::uint32_t item);
   void push_journal(const LearnRecord& r);
+  void prefetch_rows(std::uint32_t ukey, std::uint32_t item) const;
   void install_baseline(std::shared_ptr<const FactorModel> model, std::shared_ptr<const BaselineInfo> info);
   // --- online_sgd.cpp
-  void learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng);
-  bool sgd_pair(std::int32_t slot, std::uint32_t ukey, std::uint32_t item, float label, float weight,
-                float lr_user, float lr_item, bool explicit_form);
+  /// negatives_drawn: draw_negatives(r, rng) already ran for this record (live events).
+  void learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng, bool negatives_drawn = false);
+  /// The popularity-sampled negatives learn() trains for `r` into neg_scratch_ (none for
+  /// ratings, with SGD off or an empty sampler), their rows prefetched.
+  void draw_negatives(const LearnRecord& r, Xoshiro256& rng);
+  template <typename KT>
+  bool sgd_step(KT k, std::int32_t slot, std::uint32_t ukey, std::uint32_t item, float label, float weight,
+                float lr_user, float lr_item, bool explicit_form, float* u, const float* p);
+  void build_lr_table();
   void user_vector(std::int32_t slot, std::uint32_t ukey, float* out) const;
   void init_new_item(std::uint32_t item, const float* user_vec);
   void refresh_norm(std::uint32_t item);
   float learning_factor(std::int32_t slot) const;
+  std::vector<float> lr_table_;   ///< lr_decay^n for n < size (derived from the config)
+  bool lr_table_floor_ = false;   ///< beyond the table: the floor (else std::pow)
   // --- foldin.cpp
   void fold_in(std::int32_t slot);
   // --- guard.cpp
@@ -123,8 +132,15 @@ class Core {
   void start_cycle();
   void rollback();
   double holdout_loss(std::size_t n) const;
+  void holdout_sums(std::size_t from, std::size_t to, double& sum, std::size_t& terms) const;
+  void replay_step();
+  void log_decision(bool accept, double before, double after);
   float model_score(std::uint32_t ukey, std::uint32_t item) const;
   void rebuild_sampler();
+  void fill_sampler_weights();
+  void begin_sampler_rebuild();
+  void advance_sampler();
+  std::size_t sampler_budget() const;
   // --- recommend.cpp
   struct RequestView;
   RequestView view_of(std::string_view user_id, double t, float beta_scale) const;
@@ -178,6 +194,8 @@ class Core {
   // Sampling.
   Xoshiro256 rng_;
   AliasTable sampler_;
+  AliasTable sampler_next_;          ///< stepped rebuild in progress (weights: sampler_weights_)
+  std::uint64_t sampler_steps_ = 0;  ///< steps of that rebuild done so far (checkpointed)
   std::uint64_t swaps_ = 0;
 
   // Guard.
@@ -197,6 +215,14 @@ class Core {
   std::vector<std::uint64_t> user_stamp_;   ///< per slot: cycle of first touch
   std::vector<std::uint32_t> user_undo_at_; ///< per slot: index in undo_users_
   std::vector<std::uint64_t> item_stamp_;   ///< per item key: cycle of first touch
+  /// An eviction happened since the cycle started (conservatively true after a restore):
+  /// a rolled-back state then differs from the start state, so its loss is recomputed.
+  bool evicted_in_cycle_ = true;
+  std::vector<double> sampler_weights_;     ///< rebuild_sampler's buffer (kept between cycles)
+  // Decision report rate limit (wall clock; reporting only, never part of the state).
+  bool logged_any_ = false;
+  double last_log_wall_ = 0.0;
+  std::uint64_t log_suppressed_ = 0;
 
   // Journal for hot swaps (ring).
   std::vector<LearnRecord> journal_;
@@ -208,6 +234,12 @@ class Core {
 
   // Writer scratch (never touched by readers).
   std::vector<float> scratch_u_, scratch_gu_, scratch_gi_, scratch_nd_, scratch_nq_;
+  std::vector<float> zeros_;                 ///< k zeros: the baseline row of a stream-born user/item
+  std::vector<std::uint32_t> neg_scratch_;   ///< this event's negatives
+  // fold_in scratch (k x k system in double, the user's aggregated history).
+  Eigen::MatrixXd fold_a_;
+  Eigen::VectorXd fold_b_, fold_x_, fold_y_, fold_yb_;
+  std::vector<std::pair<std::uint32_t, float>> fold_agg_, fold_merged_;
 };
 
 }  // namespace freshrec::stream

@@ -22,14 +22,17 @@ void Core::fold_in(std::int32_t slot) {
   if (u.history.empty()) return;
   const int k = k_;
   // Aggregate per item in history order (sorted by key for a fixed summation order).
-  std::vector<std::pair<std::uint32_t, float>> agg(u.history.begin(), u.history.end());
+  // Scratch buffers live in the Core: a fold-in runs on up to max_events events of every
+  // new user and must not allocate.
+  auto& agg = fold_agg_;
+  agg.assign(u.history.begin(), u.history.end());
   if (u.history.size() == static_cast<std::size_t>(cfg_.foldin.max_events)) {
     // Ring is full: reorder oldest-first so "latest rating wins" is well defined.
     std::rotate(agg.begin(), agg.begin() + u.history_head, agg.end());
   }
   std::stable_sort(agg.begin(), agg.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<std::pair<std::uint32_t, float>> merged;
-  merged.reserve(agg.size());
+  auto& merged = fold_merged_;
+  merged.clear();
   for (const auto& [item, v] : agg) {
     if (!merged.empty() && merged.back().first == item) {
       if (explicit_) merged.back().second = v;  // latest rating wins
@@ -39,39 +42,67 @@ void Core::fold_in(std::int32_t slot) {
     }
   }
 
-  Eigen::MatrixXd a(k, k);
-  Eigen::VectorXd b = Eigen::VectorXd::Zero(k);
+  Eigen::MatrixXd& a = fold_a_;
+  Eigen::VectorXd& b = fold_b_;
+  if (a.rows() != k) {
+    a.resize(k, k);
+    b.resize(k);
+    fold_y_.resize(k);
+    fold_yb_.resize(k);
+  }
+  double* y = fold_y_.data();
+  double* yb = fold_yb_.data();
   const double lambda = cfg_.foldin.regularization;
-  if (explicit_) {
-    a.setZero();
-  } else {
-    a = info_->gram;
-  }
-  a.diagonal().array() += lambda;
-  for (const auto& [item, v] : merged) {
-    const Eigen::VectorXd y = items_.row(item).transpose().cast<double>();
-    if (explicit_) {
-      const double target = static_cast<double>(v) - base_->global_bias - item_bias_[item];
-      a.selfadjointView<Eigen::Lower>().rankUpdate(y, 1.0);
-      b += target * y;
-    } else {
-      const double c = 1.0 + static_cast<double>(cfg_.foldin.alpha) * v;
-      a.selfadjointView<Eigen::Lower>().rankUpdate(y, c);
-      const std::int32_t br = item_base_row_[item];
-      if (br >= 0) {
-        const Eigen::VectorXd yb = base_->item_factors.row(br).transpose().cast<double>();
-        a.selfadjointView<Eigen::Lower>().rankUpdate(yb, -1.0);
+  // Lower triangle of A (column-major: column j holds rows j..k-1 contiguously), both outer
+  // products of an item in one pass over the triangle: a_ij += (c y_j) y_i - yb_j yb_i.
+  auto build = [&] {
+    if (explicit_) a.setZero();
+    else a = info_->gram;
+    a.diagonal().array() += lambda;
+    b.setZero();
+    for (const auto& [item, v] : merged) {
+      const float* row = items_.row(item).data();
+      for (int d = 0; d < k; ++d) y[d] = static_cast<double>(row[d]);
+      double c = 1.0, target = 0.0;
+      const float* base_row = nullptr;
+      if (explicit_) {
+        target = static_cast<double>(v) - base_->global_bias - item_bias_[item];
+      } else {
+        c = 1.0 + static_cast<double>(cfg_.foldin.alpha) * v;
+        const std::int32_t br = item_base_row_[item];
+        if (br >= 0) base_row = base_->item_factors.row(br).data();
       }
-      b += c * y;
+      if (base_row) {
+        for (int d = 0; d < k; ++d) yb[d] = static_cast<double>(base_row[d]);
+        for (int j = 0; j < k; ++j) {
+          const double cy = c * y[j], byj = yb[j];
+          double* col = &a(0, j);
+          for (int i = j; i < k; ++i) col[i] = (col[i] + cy * y[i]) - byj * yb[i];
+        }
+      } else {
+        for (int j = 0; j < k; ++j) {
+          const double cy = c * y[j];
+          double* col = &a(0, j);
+          for (int i = j; i < k; ++i) col[i] += cy * y[i];
+        }
+      }
+      const double scale = explicit_ ? target : c;
+      for (int d = 0; d < k; ++d) b[d] += scale * y[d];
     }
+    // The loops above wrote the lower triangle only; mirror it.
+    a.triangularView<Eigen::StrictlyUpper>() = a.transpose();
+  };
+  build();
+  Eigen::VectorXd& x = fold_x_;
+  x = b;
+  bool ok;
+  {
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(a);  // factorises in place: no allocation
+    ok = llt.info() == Eigen::Success;
+    if (ok) llt.solveInPlace(x);
   }
-  // rankUpdate wrote the lower triangle only; mirror it.
-  a.triangularView<Eigen::StrictlyUpper>() = a.transpose();
-  Eigen::LLT<Eigen::MatrixXd> llt(a);
-  Eigen::VectorXd x;
-  if (llt.info() == Eigen::Success) {
-    x = llt.solve(b);
-  } else {
+  if (!ok) {
+    build();  // the in-place attempt overwrote A
     x = a.ldlt().solve(b);  // not positive definite by rounding (moved items): still solvable
   }
   if (!x.allFinite()) {

@@ -4,15 +4,21 @@
 // Freshness stays per event: every trained event updates the user's delta at once. The
 // guard works on cycles of cycle_events events: each learned row (user delta/bias/update
 // counter, item vector/bias/init counter) is copied into the undo log the first time the
-// cycle touches it. At the cycle's end a replay batch from the buffer is trained (so the
-// batch is replay_ratio old events and the rest this cycle's), the holdout loss is compared
-// with the loss at the cycle's start, and the cycle is accepted or every learned row it
-// touched is restored byte for byte. Observations (sessions, windows, counts, the RNG, the
-// buffers) are never rolled back.
+// cycle touches it. The cycle's batch is its own events plus replay_ratio old events drawn
+// from the buffer; the replay share is trained interleaved with the live events (after
+// each trained event, as many draws as bring the cycle's count to floor(n_new * ratio / (1 -
+// ratio)), the size the batch at the cycle's end used to have), so the cycle's end does no
+// training under the writer lock. At the cycle's end the holdout loss is compared with the
+// loss at its start, and the cycle is accepted or every learned row it touched is restored
+// byte for byte. Everything is decided at fixed event counts, never by wall time.
+// Observations (sessions, windows, counts, the RNG, the buffers) are never rolled back.
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
 #include "cpu/stream/engine_core.hpp"
+#include "cpu/stream/vec_ops.hpp"
 
 namespace freshrec::stream {
 
@@ -85,10 +91,14 @@ float Core::model_score(std::uint32_t ukey, std::uint32_t item) const {
   const std::int32_t slot = user_slot_[ukey];
   const std::int32_t r = user_base_row_[ukey];
   const float* q = items_.row(item).data();
-  const float* p = r >= 0 ? base_->user_factors.row(r).data() : nullptr;
-  const float* dlt = slot >= 0 ? &user_delta_[static_cast<std::size_t>(slot) * k_] : nullptr;
-  float s = 0.0f;
-  for (int d = 0; d < k_; ++d) s += ((p ? p[d] : 0.0f) + (dlt ? dlt[d] : 0.0f)) * q[d];
+  const float* p = r >= 0 ? base_->user_factors.row(r).data() : zeros_.data();
+  const float* dlt = slot >= 0 ? &user_delta_[static_cast<std::size_t>(slot) * k_] : zeros_.data();
+  float s = with_k(k_, [&](auto kk) {
+    const int k = kk;
+    float acc = 0.0f;
+    for (int d = 0; d < k; ++d) acc += (p[d] + dlt[d]) * q[d];
+    return acc;
+  });
   if (explicit_) {
     s += base_->global_bias + item_bias_[item] + (slot >= 0 ? user_dbias_[slot] : 0.0f);
     if (r >= 0 && base_->user_bias.size()) s += base_->user_bias[r];
@@ -96,10 +106,9 @@ float Core::model_score(std::uint32_t ukey, std::uint32_t item) const {
   return s;
 }
 
-double Core::holdout_loss(std::size_t n) const {
-  double sum = 0.0;
-  std::size_t terms = 0;
-  for (std::size_t j = 0; j < n; ++j) {
+void Core::holdout_sums(std::size_t from, std::size_t to, double& sum, std::size_t& terms) const {
+  // Sequential in holdout order: continuing a prefix's sums gives the same bits as one pass.
+  for (std::size_t j = from; j < to; ++j) {
     const HoldoutPair& h = holdout_[j];
     const double e = static_cast<double>(model_score(h.user, h.item)) - h.label;
     sum += e * e;
@@ -110,16 +119,57 @@ double Core::holdout_loss(std::size_t n) const {
       ++terms;
     }
   }
+}
+
+double Core::holdout_loss(std::size_t n) const {
+  double sum = 0.0;
+  std::size_t terms = 0;
+  holdout_sums(0, n, sum, terms);
   return terms ? sum / static_cast<double>(terms) : 0.0;
 }
 
-void Core::rebuild_sampler() {
+void Core::fill_sampler_weights() {
   // Popularity = the stream's lifetime event count per item, +1 smoothing (the nightly
-  // snapshot carries no counts). Rebuilt once per cycle: O(n_items) every cycle_events
-  // events, O(1) per draw in between.
-  std::vector<double> w(n_items_);
-  for (std::size_t i = 0; i < n_items_; ++i) w[i] = 1.0 + static_cast<double>(item_events_[i]);
-  sampler_.build(w);
+  // snapshot carries no counts), as of the cycle's end.
+  sampler_weights_.resize(n_items_);
+  for (std::size_t i = 0; i < n_items_; ++i) sampler_weights_[i] = 1.0 + static_cast<double>(item_events_[i]);
+}
+
+void Core::rebuild_sampler() {
+  // At once (construction, hot swap): no stepped build may be pending.
+  sampler_next_.cancel_build();
+  sampler_steps_ = 0;
+  fill_sampler_weights();
+  sampler_.build(sampler_weights_);
+}
+
+std::size_t Core::sampler_budget() const {
+  // A whole build is <= 4 n units: finish within half a cycle.
+  const std::size_t span = std::max<std::size_t>(1, cfg_.guard.cycle_events / 2);
+  return std::max<std::size_t>(256, (4 * sampler_weights_.size() + span - 1) / span);
+}
+
+void Core::begin_sampler_rebuild() {
+  // O(n_items) per cycle, spread over the next events (a bounded slice each, see
+  // advance_sampler) instead of one stall under the writer lock at the cycle's end. The new
+  // table takes over after a fixed number of events (a function of n_items and the config),
+  // so the draws stay a function of the event sequence. A build still running from the last
+  // cycle (cycle_events tiny) is completed first.
+  if (sampler_next_.building()) {
+    sampler_next_.build_step(static_cast<std::size_t>(-1));
+    sampler_.swap(sampler_next_);
+  }
+  fill_sampler_weights();
+  sampler_next_.begin_build(sampler_weights_);
+  sampler_steps_ = 0;
+}
+
+void Core::advance_sampler() {
+  ++sampler_steps_;
+  if (sampler_next_.build_step(sampler_budget())) {
+    sampler_.swap(sampler_next_);
+    sampler_steps_ = 0;
+  }
 }
 
 void Core::start_cycle() {
@@ -130,47 +180,107 @@ void Core::start_cycle() {
   cycle_events_ = 0;
   validate_n_ = holdout_.size();
   loss_before_ = holdout_loss(validate_n_);
+  evicted_in_cycle_ = false;
+}
+
+// After each trained live event: the replay draws that keep the cycle's replay count at
+// floor(n_new * ratio / (1 - ratio)). Within a cycle the buffer does not change (the cycle's
+// events join it at the end), so the count done so far is a function of pending_.size()
+// alone and a restored checkpoint continues exactly.
+void Core::replay_step() {
+  const auto& g = cfg_.guard;
+  if (replay_.empty() || !(g.replay_ratio > 0.0) || pending_.empty()) return;
+  auto due = [&g](std::size_t n) {
+    return static_cast<std::size_t>(std::floor(static_cast<double>(n) * g.replay_ratio / (1.0 - g.replay_ratio)));
+  };
+  const std::size_t n = pending_.size();
+  const std::size_t draws = due(n) - due(n - 1);
+  // Draw by logical position (oldest = 0) so a restored ring, written oldest first, draws
+  // the same records.
+  const auto size = static_cast<std::uint32_t>(replay_.size());
+  for (std::size_t j = 0; j < draws; ++j)
+    learn(replay_[(replay_head_ + rng_.below(size)) % size], LearnMode::kReplay, rng_);
+}
+
+void Core::log_decision(bool accept, double before, double after) {
+  const auto& g = cfg_.guard;
+  if (!g.log_decisions) return;
+  // Wall-clock rate limit of the report only; the decisions never depend on it.
+  const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (logged_any_ && now - last_log_wall_ < g.log_min_interval_seconds) {
+    ++log_suppressed_;
+    return;
+  }
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "freshrec-stream guard: cycle %s: holdout loss %.6f -> %.6f (n=%zu, tolerance %.3g; %llu accepts, "
+                "%llu rollbacks so far, %llu lines suppressed)",
+                accept ? "accepted" : "rolled back", before, after, validate_n_, g.tolerance,
+                static_cast<unsigned long long>(counters_.guard_accepts),
+                static_cast<unsigned long long>(counters_.guard_rollbacks),
+                static_cast<unsigned long long>(log_suppressed_));
+  logged_any_ = true;
+  last_log_wall_ = now;
+  log_suppressed_ = 0;
+  if (g.decision_log) g.decision_log(line);
+  else std::fprintf(stderr, "%s\n", line);
 }
 
 void Core::end_cycle() {
   const auto& g = cfg_.guard;
-  if (g.enabled) {
-    // Replay share of the batch: n_r / (n_new + n_r) = replay_ratio.
-    if (!replay_.empty() && g.replay_ratio > 0.0 && !pending_.empty()) {
-      const auto n_r = static_cast<std::size_t>(
-          std::floor(static_cast<double>(pending_.size()) * g.replay_ratio / (1.0 - g.replay_ratio)));
-      // Draw by logical position (oldest = 0) so a restored ring, written oldest first,
-      // draws the same records.
-      const auto size = static_cast<std::uint32_t>(replay_.size());
-      for (std::size_t j = 0; j < n_r; ++j)
-        learn(replay_[(replay_head_ + rng_.below(size)) % size], LearnMode::kReplay, rng_);
-    }
-    const double loss_after = holdout_loss(validate_n_);
-    const bool accept = !(loss_after > loss_before_ + g.tolerance);
-    if (accept) {
-      ++counters_.guard_accepts;
-      counters_.last_guard_loss = loss_after;
-    } else {
-      rollback();
-      ++counters_.guard_rollbacks;
-      counters_.last_guard_loss = loss_before_;
-    }
-    if (g.log_decisions)
-      std::fprintf(stderr, "freshrec-stream guard: cycle %s: holdout loss %.6f -> %.6f (n=%zu, tolerance %.3g)\n",
-                   accept ? "accepted" : "rolled back", loss_before_, loss_after, validate_n_, g.tolerance);
-    // The cycle's events join the buffer after the replay draw (as in the brief).
-    for (const LearnRecord& r : pending_) {
-      if (replay_.size() < g.replay_capacity) {
-        replay_.push_back(r);
-      } else if (g.replay_capacity > 0) {
-        replay_[replay_head_] = r;
-        replay_head_ = (replay_head_ + 1) % g.replay_capacity;
-      }
-    }
-    pending_.clear();
+  if (!g.enabled) {
+    begin_sampler_rebuild();
+    start_cycle();
+    return;
   }
-  rebuild_sampler();
-  start_cycle();
+  // The replay share was trained along the way (replay_step): only the decision is left.
+  const std::size_t n_old = validate_n_;
+  double sum = 0.0;
+  std::size_t terms = 0;
+  holdout_sums(0, n_old, sum, terms);
+  const double loss_after = terms ? sum / static_cast<double>(terms) : 0.0;
+  const bool accept = !(loss_after > loss_before_ + g.tolerance);
+  const double loss_start = loss_before_;
+  if (accept) {
+    ++counters_.guard_accepts;
+    counters_.last_guard_loss = loss_after;
+  } else {
+    rollback();
+    ++counters_.guard_rollbacks;
+    counters_.last_guard_loss = loss_before_;
+  }
+  log_decision(accept, loss_start, loss_after);
+  // The cycle's events join the buffer after its replay draws (as in the brief).
+  for (const LearnRecord& r : pending_) {
+    if (replay_.size() < g.replay_capacity) {
+      replay_.push_back(r);
+    } else if (g.replay_capacity > 0) {
+      replay_[replay_head_] = r;
+      replay_head_ = (replay_head_ + 1) % g.replay_capacity;
+    }
+  }
+  pending_.clear();
+  begin_sampler_rebuild();
+
+  // Next cycle, its starting loss from what is known instead of a second pass over the
+  // holdout: the state is the accepted one (whose prefix sums were just taken) or exactly
+  // the rolled-back start (whose loss over the same prefix is loss_before_). Same bits as
+  // start_cycle()'s full pass.
+  undo_users_.clear();
+  undo_items_.clear();
+  undo_floats_.clear();
+  ++cycle_id_;
+  cycle_events_ = 0;
+  validate_n_ = holdout_.size();
+  const bool evicted = evicted_in_cycle_;
+  evicted_in_cycle_ = false;
+  if (accept) {
+    holdout_sums(n_old, validate_n_, sum, terms);
+    loss_before_ = terms ? sum / static_cast<double>(terms) : 0.0;
+  } else if (validate_n_ != n_old || evicted) {
+    // An eviction during the cycle dropped a delta the start state had: not the same state.
+    loss_before_ = holdout_loss(validate_n_);
+  }
 }
 
 }  // namespace freshrec::stream

@@ -1,6 +1,15 @@
 // Per-event SGD on top of the nightly factors, and new-item initialisation.
+//
+// Hot path (one call of learn() per trained event, k = 64, 2 negatives): the user's vector
+// p_u + d_u is formed once per event and kept in step after each pair instead of being
+// re-read per pair; negatives are drawn up front so their rows can be prefetched while the
+// positive pair runs; the learning-rate factor comes from a table; every k-loop is
+// instantiated with k = 64 as a compile-time constant (fully unrolled, in registers) next to
+// the generic path. Float operations and their order are those of the plain loops, so the
+// results are the same as the straightforward code's.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "cpu/stream/engine_core.hpp"
 #include "cpu/stream/vec_ops.hpp"
@@ -8,13 +17,6 @@
 namespace freshrec::stream {
 
 namespace {
-inline void clip(float* g, int k, float max_norm) {
-  const float n2 = dot(g, g, k);
-  if (n2 > max_norm * max_norm) {
-    const float scale = max_norm / std::sqrt(n2);
-    for (int d = 0; d < k; ++d) g[d] *= scale;
-  }
-}
 inline bool all_finite(const float* a, int k) {
   // x * 0 is 0 for finite x and NaN for NaN/Inf: one bad value makes the sum non-zero.
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -25,6 +27,14 @@ inline bool all_finite(const float* a, int k) {
   float s = 0.0f;
   for (float x : acc) s += x;
   return s == 0.0f;
+}
+// Scale that clips a gradient of squared norm n2 to max_norm (1 = unchanged; g * 1 is exact).
+inline float clip_scale(float n2, float max_norm) {
+  return n2 > max_norm * max_norm ? max_norm / std::sqrt(n2) : 1.0f;
+}
+inline void prefetch_row(const void* p, std::size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off);
 }
 }  // namespace
 
@@ -40,38 +50,64 @@ void Core::user_vector(std::int32_t slot, std::uint32_t ukey, float* out) const 
 }
 
 void Core::refresh_norm(std::uint32_t item) {
-  const float* q = items_.row(item).data();
-  item_norm_[item] = std::sqrt(dot(q, q, k_));
-  // Every change of an item row passes here: keep recommend's int8 copy in step.
-  item_scale_[item] = quantise_row(q, k_, &items_q8_[static_cast<std::size_t>(item) * k_]);
+  with_k(k_, [&](auto kk) {
+    const int k = kk;
+    const float* q = items_.row(item).data();
+    item_norm_[item] = std::sqrt(dot(q, q, k));
+    // Every change of an item row passes here: keep recommend's int8 copy in step.
+    item_scale_[item] = quantise_row(q, k, &items_q8_[static_cast<std::size_t>(item) * k]);
+  });
+}
+
+void Core::build_lr_table() {
+  // decay^n for n = 0.. until it reaches the floor (std::pow itself, so the values are those
+  // the per-event call gave); beyond the table the floor holds, or std::pow when the table
+  // was capped before reaching it.
+  const auto& s = cfg_.sgd;
+  const double floor = static_cast<double>(s.min_learning_rate) / s.user_learning_rate;
+  lr_table_.clear();
+  lr_table_floor_ = false;
+  constexpr std::uint32_t kCap = 1u << 16;
+  for (std::uint32_t n = 0; n < kCap; ++n) {
+    const double decayed = std::pow(static_cast<double>(s.lr_decay), static_cast<double>(n));
+    if (decayed <= floor) {
+      lr_table_floor_ = true;
+      break;
+    }
+    lr_table_.push_back(static_cast<float>(decayed));
+  }
 }
 
 float Core::learning_factor(std::int32_t slot) const {
+  const std::uint32_t n = user_updates_[slot];
+  if (n < lr_table_.size()) return lr_table_[n];
   const auto& s = cfg_.sgd;
-  const double decayed = std::pow(static_cast<double>(s.lr_decay), static_cast<double>(user_updates_[slot]));
   const double floor = static_cast<double>(s.min_learning_rate) / s.user_learning_rate;
+  if (lr_table_floor_) return static_cast<float>(floor);
+  const double decayed = std::pow(static_cast<double>(s.lr_decay), static_cast<double>(n));
   return static_cast<float>(std::max(decayed, floor));
 }
 
 // One squared-loss step on (user, item): loss = weight/2 (label - pred)^2 + reg/2 (|d_u|^2 +
 // |e_i|^2), both sides from the same old values (the brief's simultaneous update). The pull
 // is on the deltas only, so the fresh layer cannot drift far from the nightly factors.
-bool Core::sgd_pair(std::int32_t slot, std::uint32_t ukey, std::uint32_t item, float label, float weight,
-                    float lr_user, float lr_item, bool explicit_form) {
-  const int k = k_;
-  float* u = scratch_u_.data();
-  user_vector(slot, ukey, u);
+// `u` holds p_u + d_u on entry and is kept equal to it on exit; `p` is the baseline row (or
+// zeros for a new user).
+template <typename KT>
+bool Core::sgd_step(KT kk, std::int32_t slot, std::uint32_t ukey, std::uint32_t item, float label, float weight,
+                    float lr_user, float lr_item, bool explicit_form, float* u, const float* p) {
+  const int k = kk;
   float* dlt = &user_delta_[static_cast<std::size_t>(slot) * k];
   float* q = items_.row(item).data();
   const std::int32_t br = item_base_row_[item];
-  const float* qb = br >= 0 ? base_->item_factors.row(br).data() : nullptr;
+  const float* qb = br >= 0 ? base_->item_factors.row(br).data() : zeros_.data();
   const float reg = cfg_.sgd.regularization;
 
   float pred = dot(u, q, k);
-  const std::int32_t ubr = user_base_row_[ukey];
-  float bu = 0.0f, bi_base = 0.0f;
+  float bi_base = 0.0f;
   if (explicit_form) {
-    bu = (ubr >= 0 && base_->user_bias.size() ? base_->user_bias[ubr] : 0.0f) + user_dbias_[slot];
+    const std::int32_t ubr = user_base_row_[ukey];
+    const float bu = (ubr >= 0 && base_->user_bias.size() ? base_->user_bias[ubr] : 0.0f) + user_dbias_[slot];
     bi_base = br >= 0 && base_->item_bias.size() ? base_->item_bias[br] : 0.0f;
     pred += base_->global_bias + bu + item_bias_[item];
   }
@@ -81,15 +117,16 @@ bool Core::sgd_pair(std::int32_t slot, std::uint32_t ukey, std::uint32_t item, f
   float* gi = scratch_gi_.data();
   for (int d = 0; d < k; ++d) {
     gu[d] = -we * q[d] + reg * dlt[d];
-    gi[d] = -we * u[d] + reg * (q[d] - (qb ? qb[d] : 0.0f));
+    gi[d] = -we * u[d] + reg * (q[d] - qb[d]);
   }
-  clip(gu, k, cfg_.sgd.gradient_clip);
-  clip(gi, k, cfg_.sgd.gradient_clip);
+  const float clip = cfg_.sgd.gradient_clip;
+  const float su = clip_scale(dot(gu, gu, k), clip);
+  const float si = clip_scale(dot(gi, gi, k), clip);
   float* nd = scratch_nd_.data();
   float* nq = scratch_nq_.data();
   for (int d = 0; d < k; ++d) {
-    nd[d] = dlt[d] - lr_user * gu[d];
-    nq[d] = q[d] - lr_item * gi[d];
+    nd[d] = dlt[d] - lr_user * (gu[d] * su);
+    nq[d] = q[d] - lr_item * (gi[d] * si);
   }
   float ndb = 0.0f, nbi = 0.0f;
   if (explicit_form) {
@@ -102,8 +139,11 @@ bool Core::sgd_pair(std::int32_t slot, std::uint32_t ukey, std::uint32_t item, f
   }
   touch_user(slot);
   touch_item(item);
-  std::copy_n(nd, k, dlt);
-  std::copy_n(nq, k, q);
+  for (int d = 0; d < k; ++d) {
+    dlt[d] = nd[d];
+    q[d] = nq[d];
+    u[d] = p[d] + nd[d];
+  }
   if (explicit_form) {
     user_dbias_[slot] = ndb;
     item_bias_[item] = nbi;
@@ -137,7 +177,26 @@ void Core::init_new_item(std::uint32_t item, const float* user_vec) {
   refresh_norm(item);
 }
 
-void Core::learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng) {
+void Core::draw_negatives(const LearnRecord& r, Xoshiro256& rng) {
+  const bool rating = static_cast<EventType>(r.type) == EventType::kRating;
+  const int nn = rating || !cfg_.sgd.enabled || sampler_.empty() ? 0 : cfg_.sgd.negatives;
+  neg_scratch_.resize(static_cast<std::size_t>(nn));
+  const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(k_);
+  for (int n = 0; n < nn; ++n) {
+    const std::uint32_t j = sampler_.draw(rng);
+    neg_scratch_[n] = j;
+    if (j == r.item) continue;
+    prefetch_row(items_.row(j).data(), row_bytes);
+    const std::int32_t jb = item_base_row_[j];
+    if (jb >= 0) prefetch_row(base_->item_factors.row(jb).data(), row_bytes);
+    __builtin_prefetch(&item_stamp_[j]);
+    __builtin_prefetch(&items_q8_[static_cast<std::size_t>(j) * k_]);
+    __builtin_prefetch(&item_norm_[j]);
+    __builtin_prefetch(&item_scale_[j]);
+  }
+}
+
+void Core::learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng, bool negatives_drawn) {
   const std::int32_t slot = user_slot_[r.user];
   if (slot < 0) return;  // evicted since (replay / rebuild): its fresh layer is gone anyway
   UserState& u = users_[slot];
@@ -163,30 +222,36 @@ void Core::learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng) {
     fold_in(slot);
 
   const bool item_initialising = new_item && item_init_[r.item] < static_cast<std::uint32_t>(cfg_.new_items.min_events);
-  if (item_initialising) {
-    if (mode == LearnMode::kReplay) return;
-    user_vector(slot, r.user, scratch_u_.data());
-    init_new_item(r.item, scratch_u_.data());
-  }
+  if (item_initialising && mode == LearnMode::kReplay) return;
+  // p_u + d_u, formed once for the event and kept in step by each pair.
+  float* uvec = scratch_u_.data();
+  user_vector(slot, r.user, uvec);
+  if (item_initialising) init_new_item(r.item, uvec);
   if (!sc.enabled) return;
 
   touch_user(slot);  // the update counter below is learned state too
   const float f = learning_factor(slot);
   const float lr_u = sc.user_learning_rate * f;
   const float lr_i = item_initialising ? 0.0f : sc.item_learning_rate * f;
-  if (rating) {
-    if (explicit_) sgd_pair(slot, r.user, r.item, r.rating, 1.0f, lr_u, lr_i, true);
-    else sgd_pair(slot, r.user, r.item, r.rating - sc.rating_offset, 1.0f, lr_u, lr_i, false);
-  } else {
-    sgd_pair(slot, r.user, r.item, 1.0f, sc.weights[type], lr_u, lr_i, false);
-    if (!sampler_.empty()) {
-      for (int n = 0; n < sc.negatives; ++n) {
-        const std::uint32_t j = sampler_.draw(rng);
-        if (j == r.item) continue;  // a collision is skipped, not redrawn: fixed RNG use per event
-        sgd_pair(slot, r.user, j, 0.0f, 1.0f, lr_u, sc.item_learning_rate * f, false);
-      }
+  const std::int32_t ubr = user_base_row_[r.user];
+  const float* p = ubr >= 0 ? base_->user_factors.row(ubr).data() : zeros_.data();
+  with_k(k_, [&](auto kk) {
+    if (rating) {
+      if (explicit_) sgd_step(kk, slot, r.user, r.item, r.rating, 1.0f, lr_u, lr_i, true, uvec, p);
+      else sgd_step(kk, slot, r.user, r.item, r.rating - sc.rating_offset, 1.0f, lr_u, lr_i, false, uvec, p);
+      return;
     }
-  }
+    // Negatives drawn before the positive step (the draws do not depend on it, so the RNG
+    // sequence is unchanged) and their rows prefetched while it runs.
+    if (!negatives_drawn) draw_negatives(r, rng);
+    const int nn = static_cast<int>(neg_scratch_.size());
+    sgd_step(kk, slot, r.user, r.item, 1.0f, sc.weights[type], lr_u, lr_i, false, uvec, p);
+    for (int n = 0; n < nn; ++n) {
+      const std::uint32_t j = neg_scratch_[n];
+      if (j == r.item) continue;  // a collision is skipped, not redrawn: fixed RNG use per event
+      sgd_step(kk, slot, r.user, j, 0.0f, 1.0f, lr_u, sc.item_learning_rate * f, false, uvec, p);
+    }
+  });
   ++user_updates_[slot];
 }
 

@@ -17,7 +17,7 @@ namespace freshrec::stream {
 
 namespace {
 constexpr const char* kMagic = "freshrec-stream-state";
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;  // 2: the stepped sampler rebuild in progress
 
 void put_record(BinaryWriter& w, const LearnRecord& r) {
   w.put(r.user);
@@ -162,6 +162,12 @@ void Core::save(std::ostream& out, bool learned_only) const {
   w.put_array(item_windows_.heads().data(), n_items_ * nw);
   w.put_vector(sampler_.prob());
   w.put_vector(sampler_.alias());
+  // A stepped rebuild in progress: its weights and steps done (restore redoes them).
+  w.put<std::uint8_t>(sampler_next_.building());
+  if (sampler_next_.building()) {
+    w.put_vector(sampler_weights_);
+    w.put(sampler_steps_);
+  }
 
   // Guard.
   w.put<std::uint64_t>(holdout_.size());
@@ -337,6 +343,24 @@ void Core::restore(std::istream& in) {
   for (std::uint32_t a : alias)
     if (a >= prob.size()) rd.fail("sampler alias out of range");
   sampler_.assign(std::move(prob), std::move(alias));
+  sampler_next_.cancel_build();
+  sampler_steps_ = 0;
+  if (rd.get<std::uint8_t>() != 0) {
+    sampler_weights_ = rd.get_vector<double>();
+    if (sampler_weights_.size() > n_items) rd.fail("pending sampler larger than the catalogue");
+    double total = 0.0;
+    for (double x : sampler_weights_) {
+      if (!(x >= 0.0) || !std::isfinite(x)) rd.fail("pending sampler weight not finite and >= 0");
+      total += x;
+    }
+    if (!(total > 0.0)) rd.fail("pending sampler weights sum to 0");
+    const auto steps = rd.get<std::uint64_t>();
+    if (steps > 4 * sampler_weights_.size() + 4) rd.fail("pending sampler step count out of range");
+    sampler_next_.begin_build(sampler_weights_);
+    for (std::uint64_t j = 0; j < steps; ++j)
+      if (sampler_next_.build_step(sampler_budget())) rd.fail("pending sampler already complete");
+    sampler_steps_ = steps;
+  }
   // Cross-checks of user lists against the item count.
   auto item_ok = [&](std::uint32_t i) { return i < n_items; };
   for (const UserState& u : users_) {
@@ -377,6 +401,7 @@ void Core::restore(std::istream& in) {
   validate_n_ = rd.get<std::uint64_t>();
   if (validate_n_ > holdout_.size()) rd.fail("validation size beyond the holdout");
   loss_before_ = rd.get<double>();
+  evicted_in_cycle_ = true;  // unknown: the next rolled-back cycle recomputes its starting loss
   ++cycle_id_;
   undo_users_.clear();
   undo_items_.clear();

@@ -4,6 +4,8 @@
 /// integration issue adds Kafka and HTTP behind the same interface.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,6 +22,9 @@ struct SourceOffset {
   std::uint64_t inode = 0;              ///< st_ino of the current file (0: not a file)
   std::string fingerprint;              ///< sha256 hex of the file's first fingerprint_bytes bytes
   std::uint64_t fingerprint_bytes = 0;  ///< min(byte_offset, kFingerprintBytes)
+  /// Partitioned sources (Kafka): "topic/partition" -> the next offset to read, for the
+  /// partitions this process owns. Empty for files.
+  std::map<std::string, std::int64_t> partitions;
 };
 
 /// Bytes hashed into SourceOffset::fingerprint: identifies a file copied or restored
@@ -60,6 +65,17 @@ class EventSource {
   virtual std::string seek(const SourceOffset& offset) = 0;
   /// Human-readable name ("file events.ndjson", "stdin").
   virtual std::string describe() const = 0;
+
+  /// Blocks up to `timeout_ms` for new data after next() returned kIdle. The default
+  /// sleeps and returns false; sources that can be woken (HTTP journal, Kafka) return
+  /// true as soon as data may be there, which keeps event → visible latency low.
+  virtual bool wait(int timeout_ms);
+  /// Called after a checkpoint holding `written` is durable (Kafka commits its offsets
+  /// here, never earlier). Default: nothing.
+  virtual void on_checkpoint(const SourceOffset& written) {}
+  /// Gives the source a way to ask for a checkpoint right now, from inside next() or
+  /// wait() (Kafka: before partitions are given up in a rebalance). Default: unused.
+  virtual void set_checkpoint_request(std::function<void()> request) {}
 };
 
 /// An NDJSON file read once, start to end (replays, --until-eof). Throws InputError

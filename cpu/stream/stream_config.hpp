@@ -1,6 +1,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,15 @@ struct GuardConfig {
   double holdout_probability = 0.02;     ///< chance an event is diverted to the holdout while it is not full
   std::size_t cycle_events = 5000;       ///< events per update cycle
   double tolerance = 0.0;                ///< accept when new loss <= old loss + tolerance
-  bool log_decisions = true;             ///< one stderr line per accept/rollback with both losses
+  /// Report accept/rollback decisions with both losses. Off by default (library use: tests,
+  /// benches, the experiment runner); the updater process turns it on.
+  bool log_decisions = false;
+  /// Where a decision line goes (no trailing newline); empty = stderr. Called on the writer
+  /// thread under the engine's lock: keep it short (enqueue, write a line).
+  std::function<void(const char* line)> decision_log;
+  /// At most one decision line per this many wall-clock seconds (the skipped ones are
+  /// counted in the next line); 0 = every cycle. Reporting only: the state never depends on it.
+  double log_min_interval_seconds = 10.0;
 };
 
 /// Blending long-term and real-time signals at request time.

@@ -27,11 +27,17 @@ bool all_blank(std::string_view text) {
   return true;
 }
 
-std::unique_ptr<EventSource> open_source(const SourceSettings& s) {
+std::unique_ptr<EventSource> open_source(const StreamProcessConfig& c, const UpdaterOptions& o) {
+  const SourceSettings& s = c.source;
   switch (s.type) {
     case SourceType::kFile: return open_file_source(s.path, s.max_line_bytes);
     case SourceType::kFollow: return open_follow_source(s.path, s.max_line_bytes);
     case SourceType::kStdin: return open_stdin_source(s.max_line_bytes);
+    case SourceType::kHttp:
+    case SourceType::kKafka:
+      // Those need the serving layer (cpu/serve/stream_service.hpp), which passes a factory.
+      if (o.open_source) return o.open_source(c);
+      throw InputError("source.type: 'http' and 'kafka' need the serving layer (freshrec-stream provides it)");
   }
   throw InputError("source.type: unknown source type");
 }
@@ -56,7 +62,7 @@ StreamUpdater::StreamUpdater(const StreamProcessConfig& config, const UpdaterOpt
   log_line("baseline " + version_ + " (" + std::to_string(info.n_users) + " users, " + std::to_string(info.n_items) +
            " items, k=" + std::to_string(info.factors) + ")");
 
-  source_ = open_source(config_.source);
+  source_ = open_source(config_, options_);
   dead_letters_ = std::make_unique<DeadLetterWriter>(config_.dead_letter.path, config_.dead_letter.max_raw_bytes);
 
   bool restored = false;
@@ -85,9 +91,65 @@ StreamUpdater::StreamUpdater(const StreamProcessConfig& config, const UpdaterOpt
   }
   if (config_.model.poll_ms > 0)
     watcher_ = std::make_unique<ModelWatcher>(config_.model.dir, version_, config_.model.poll_ms, options_.warn);
+  // A rebalance asks for a checkpoint from inside next(): state and offsets are then
+  // consistent (no event is half applied between two next() calls).
+  source_->set_checkpoint_request([this] {
+    if (store_)
+      checkpoint();
+    else
+      source_->on_checkpoint(source_->offset());
+  });
+  if (options_.on_baseline) options_.on_baseline(version_, engine_->baseline()->data_cutoff);
 }
 
-StreamUpdater::~StreamUpdater() = default;
+StreamUpdater::~StreamUpdater() {
+  // Whoever still waits on a posted task gets an error, not a hang.
+  std::lock_guard<std::mutex> lock(posted_mutex_);
+  finished_ = true;
+  posted_.clear();  // a dropped packaged_task makes its future report broken_promise
+}
+
+std::future<nlohmann::json> StreamUpdater::post(std::function<nlohmann::json()> task) {
+  std::packaged_task<nlohmann::json()> packaged(std::move(task));
+  std::future<nlohmann::json> result = packaged.get_future();
+  std::lock_guard<std::mutex> lock(posted_mutex_);
+  if (finished_) return result;  // broken promise right away
+  posted_.push_back(std::move(packaged));
+  has_posted_.store(true, std::memory_order_release);
+  return result;
+}
+
+void StreamUpdater::run_posted() {
+  std::deque<std::packaged_task<nlohmann::json()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    tasks.swap(posted_);
+    has_posted_.store(false, std::memory_order_release);
+  }
+  for (auto& task : tasks) task();  // exceptions land in the task's future
+}
+
+std::string StreamUpdater::checkpoint_now() {
+  if (!store_) return "";
+  checkpoint();
+  return last_checkpoint_path_;
+}
+
+nlohmann::json StreamUpdater::reload_now() {
+  SnapshotInfo info;
+  auto next = std::make_shared<const FactorModel>(load_latest(config_.model.dir, &info));
+  nlohmann::json result = {{"previous_version", version_}, {"version", info.version}, {"swapped", false}};
+  if (info.version == version_) return result;
+  const double t0 = steady_seconds();
+  engine_->swap_baseline(next);
+  version_ = info.version;
+  ++swaps_;
+  log_line("reloaded baseline " + version_ + " in " + std::to_string(steady_seconds() - t0) + " s");
+  if (options_.on_baseline) options_.on_baseline(version_, next->data_cutoff);
+  checkpoint();
+  result["swapped"] = true;
+  return result;
+}
 
 bool StreamUpdater::restore_from(const CheckpointRecord& record, const std::shared_ptr<const FactorModel>& latest) {
   std::shared_ptr<const FactorModel> base = latest;
@@ -157,6 +219,7 @@ std::map<std::string, std::uint64_t> StreamUpdater::counter_map() const {
 void StreamUpdater::dead_letter(const SourceLine& line, const std::string& reason) {
   ++dead_letters_total_;
   dead_letters_->write(line.line, line.byte_offset, reason, line.text);
+  if (options_.on_dead_letter) options_.on_dead_letter();
 }
 
 void StreamUpdater::process_line(const SourceLine& line) {
@@ -188,7 +251,9 @@ void StreamUpdater::process_line(const SourceLine& line) {
     result.reason = std::string("engine error: ") + e.what();
   }
   const auto t1 = std::chrono::steady_clock::now();
-  latency_.record(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+  const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+  latency_.record(ns);
+  if (options_.on_event) options_.on_event(event_, result.accepted, ns);
   if (!result.accepted) dead_letter(line, result.reason.empty() ? std::string("rejected by the engine") : result.reason);
 }
 
@@ -202,8 +267,11 @@ void StreamUpdater::checkpoint() {
   record.baseline_version = version_;
   record.source = source_->offset();
   record.counters = counter_map();
-  store_->write(record);
+  last_checkpoint_path_ = store_->write(record);
   ++checkpoints_written_;
+  // Only now that the state is durable may the source acknowledge upstream (Kafka commit).
+  source_->on_checkpoint(record.source);
+  if (options_.on_checkpoint) options_.on_checkpoint(wall_seconds());
   lines_since_checkpoint_ = 0;
   last_checkpoint_ = steady_seconds();
 }
@@ -215,6 +283,7 @@ void StreamUpdater::maybe_swap() {
   engine_->swap_baseline(next.model);
   version_ = next.info.version;
   ++swaps_;
+  if (options_.on_baseline) options_.on_baseline(version_, next.model->data_cutoff);
   log_line("swapped to baseline " + version_ + " in " + std::to_string(steady_seconds() - t0) + " s");
   // The new baseline is part of what a restart must reproduce: checkpoint right away.
   checkpoint();
@@ -257,6 +326,7 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
       break;
     }
     if (watcher_ && watcher_->has_pending()) maybe_swap();
+    if (has_posted_.load(std::memory_order_acquire)) run_posted();
     const SourceStatus status = source_->next(line);
     if (status == SourceStatus::kLine) {
       process_line(line);
@@ -275,13 +345,22 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
     if (status == SourceStatus::kEnd || follow_to_eof) break;
     periodic(false);
     dead_letters_->flush();  // idle: let operators see the dead letters now
-    // Sleep in short slices so SIGTERM is honoured promptly.
-    for (int slept = 0; slept < config_.source.poll_ms && !stop.load(std::memory_order_relaxed); slept += 20)
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(20, config_.source.poll_ms - slept)));
+    // Wait in short slices so SIGTERM and posted tasks are honoured promptly; a source
+    // that can be woken (HTTP journal, Kafka) returns as soon as data arrives.
+    for (int slept = 0; slept < config_.source.poll_ms && !stop.load(std::memory_order_relaxed) &&
+                        !has_posted_.load(std::memory_order_acquire);
+         slept += 20) {
+      if (source_->wait(std::min(20, config_.source.poll_ms - slept))) break;
+    }
   }
   run_elapsed_ = steady_seconds() - run_started_;
   if (store_ && (lines_since_checkpoint_ > 0 || checkpoints_written_ == 0)) checkpoint();
   dead_letters_->sync();
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    finished_ = true;  // later posts fail at once instead of waiting for a loop that is gone
+  }
+  run_posted();  // admin requests that raced the stop still get an answer
   periodic(true);
   return stats();
 }

@@ -6,7 +6,11 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <functional>
+#include <future>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -36,6 +40,20 @@ struct UpdaterOptions {
   std::FILE* log = stderr;
   /// Warnings: refused checkpoints and snapshots, source resume problems (nullptr = none).
   std::FILE* warn = stderr;
+
+  // Hooks of the serving layer (cpu/serve/); all are called on the updater's thread and
+  // must be cheap: they sit on the per-event path.
+  /// Opens the sources this library cannot (http, kafka); nullptr = file/follow/stdin only.
+  std::function<std::unique_ptr<EventSource>(const StreamProcessConfig&)> open_source;
+  /// After each event handed to the engine: the event, whether it was accepted, and the
+  /// apply time in nanoseconds.
+  std::function<void(const Event&, bool accepted, std::uint64_t apply_ns)> on_event;
+  /// After each line written to the dead letters (parse error, oversized, rejected).
+  std::function<void()> on_dead_letter;
+  /// After each durable checkpoint (wall-clock epoch seconds of the write).
+  std::function<void(double wall_time)> on_checkpoint;
+  /// When a baseline is in use: at start and after each swap (version, its data cutoff).
+  std::function<void(const std::string& version, double data_cutoff)> on_baseline;
 };
 
 class StreamUpdater {
@@ -61,6 +79,18 @@ class StreamUpdater {
   /// "state_digest", guard accepts/rollbacks and every counter.
   nlohmann::json stats() const;
 
+  /// Runs `task` on the updater's thread between two events (the next loop turn, at most
+  /// one source poll later) and returns its result; the way admin requests reach state
+  /// that only the writer may touch. A task posted after run() returned gets an error.
+  std::future<nlohmann::json> post(std::function<nlohmann::json()> task);
+  /// Writes a checkpoint now (no-op without checkpoint.dir, returns its path or "").
+  /// Updater thread only (use post() from elsewhere).
+  std::string checkpoint_now();
+  /// Re-reads models/LATEST now and hot-swaps when it names another version; returns
+  /// {"version", "swapped"}. Throws like load_latest on a corrupt snapshot (the current
+  /// model stays). Updater thread only (use post()).
+  nlohmann::json reload_now();
+
   StreamEngine& engine() noexcept { return *engine_; }
   /// The checkpoint restored at start ("" when none).
   const std::string& restored_from() const noexcept { return restored_from_; }
@@ -72,6 +102,7 @@ class StreamUpdater {
   void dead_letter(const SourceLine& line, const std::string& reason);
   void checkpoint();
   void maybe_swap();
+  void run_posted();
   void periodic(bool force_stats);
   bool restore_from(const CheckpointRecord& record, const std::shared_ptr<const FactorModel>& latest);
   std::map<std::string, std::uint64_t> counter_map() const;
@@ -92,6 +123,11 @@ class StreamUpdater {
   std::string reason_;
   LatencyHistogram latency_;
   std::string restored_from_;
+  std::string last_checkpoint_path_;
+  std::mutex posted_mutex_;
+  std::deque<std::packaged_task<nlohmann::json()>> posted_;
+  std::atomic<bool> has_posted_{false};
+  bool finished_ = false;  // guarded by posted_mutex_
 
   // Checkpointed counters (cumulative over restarts).
   std::uint64_t lines_ = 0;

@@ -3,6 +3,7 @@
 /// the events, the checkpoints and the dead letters live, and the engine's StreamConfig.
 /// Plain structs with defaults; cpu/config/stream_config_yaml.cpp maps YAML onto them.
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "cpu/stream/stream_config.hpp"
@@ -14,6 +15,8 @@ enum class SourceType : std::uint8_t {
   kFile = 0,    ///< an NDJSON file read once to its end
   kFollow = 1,  ///< an NDJSON file followed as it grows, surviving rotation (tail -F)
   kStdin = 2,   ///< NDJSON on standard input
+  kHttp = 3,    ///< POST /v1/events: lines appended durably to http.journal, followed like kFollow
+  kKafka = 4,   ///< a Kafka topic in a consumer group (kafka:), offsets in our checkpoints
 };
 
 /// "model:" — the nightly snapshots the engine runs on.
@@ -49,6 +52,43 @@ struct StatsSettings {
   double interval_seconds = 10.0;  ///< one stats line on stderr this often (0 = never)
 };
 
+/// "http:" — the serving API (cpu/serve/http_api.hpp).
+struct HttpSettings {
+  bool enabled = false;                   ///< serve at all
+  std::string host = "127.0.0.1";         ///< bind address; loopback unless deliberately opened
+  int port = 8080;                        ///< TCP port (0 = any free port, see the log line)
+  int threads = 8;                        ///< worker threads answering requests
+  std::size_t max_body_bytes = std::size_t{16} << 20;  ///< larger bodies get 413
+  double request_timeout_seconds = 5.0;   ///< read/write timeout of one request
+  std::string admin_token;                ///< bearer token of /v1/admin/*; "" = read admin_token_env
+  std::string admin_token_env = "FRESHREC_ADMIN_TOKEN";  ///< env var holding the token when admin_token is ""
+  bool require_token_for_events = false;  ///< POST /v1/events needs the token too
+  std::string journal = "stream-http-journal.ndjson";  ///< where accepted POSTed lines are appended (fsync before 200)
+  int max_k = 1000;                       ///< largest k a recommend request may ask for
+};
+
+/// "redis:" — the real-time feature store (cpu/io/redis_feature_store.hpp).
+struct RedisSettings {
+  std::string url;                        ///< redis://[:password@]host:port[/db]; "" = disabled
+  std::string password;                   ///< AUTH password when the URL has none ("" = no AUTH)
+  int db = -1;                            ///< SELECT db when >= 0 (overrides the URL's /db)
+  int ttl_seconds = 86400;                ///< SETEX TTL of rt_features:{user}
+  std::string key_prefix = "rt_features:";  ///< key = prefix + user_id
+  std::size_t queue_capacity = 100000;    ///< distinct users waiting to be written; beyond it updates are dropped (counted)
+  std::size_t batch = 256;                ///< writes per pipelined round trip
+  double connect_timeout_seconds = 1.0;   ///< connect / command timeout
+  double max_backoff_seconds = 5.0;       ///< reconnect backoff doubles from 50 ms up to this
+};
+
+/// "kafka:" — the Kafka source (cpu/io/kafka_source.hpp).
+struct KafkaSettings {
+  std::string brokers = "127.0.0.1:9092";  ///< bootstrap.servers
+  std::string topic = "freshrec-events";   ///< key = user_id, value = one NDJSON event
+  std::string group_id = "freshrec-stream";  ///< consumer group; every process of a scale-out shares it
+  bool scale_out = false;                  ///< several processes share the group: item vectors frozen (see README)
+  std::map<std::string, std::string> properties;  ///< extra librdkafka properties (e.g. security.protocol)
+};
+
 /// The whole updater process config.
 struct StreamProcessConfig {
   ModelSettings model;
@@ -56,6 +96,9 @@ struct StreamProcessConfig {
   CheckpointSettings checkpoint;
   DeadLetterSettings dead_letter;
   StatsSettings stats;
+  HttpSettings http;
+  RedisSettings redis;
+  KafkaSettings kafka;
   StreamConfig stream;   ///< the engine's knobs ("stream:")
   std::string origin;    ///< the file it was read from (for messages)
 };

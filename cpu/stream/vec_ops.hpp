@@ -4,12 +4,22 @@
 /// same instruction set; no -ffast-math needed for them to vectorise.
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
 namespace freshrec::stream {
+
+/// Calls f(k) with k = 64 as a compile-time constant (std::integral_constant) when k_runtime
+/// is 64, else with the runtime int: the k-loops inside f are unrolled and kept in registers
+/// for the common size, with one generic instantiation for every other.
+template <typename F>
+inline decltype(auto) with_k(int k_runtime, F&& f) {
+  if (k_runtime == 64) return f(std::integral_constant<int, 64>{});
+  return f(k_runtime);
+}
 
 /// a·b over k floats: eight independent partial sums (one SIMD register), fixed order.
 inline float dot(const float* a, const float* b, int k) noexcept {
@@ -94,6 +104,39 @@ inline void dot2_q8(const std::int8_t* q8, const float* u, const float* v, int k
   }
   *du = su;
   *dv = sv;
+}
+
+}  // namespace freshrec::stream
+
+#include <sys/mman.h>
+
+#include <vector>
+
+namespace freshrec::stream {
+
+/// Asks the kernel for transparent huge pages on the 2 MiB-aligned part of [p, p + bytes): the
+/// per-event path reads rows at random from arrays of tens of MB, where 4 KiB pages cost a
+/// TLB miss (and a page walk that itself misses) per row. Advice only: ignored where THP is
+/// off, effective at once for pages not yet touched, later (khugepaged) for touched ones.
+inline void advise_huge_pages(const void* p, std::size_t bytes) noexcept {
+#if defined(MADV_HUGEPAGE)
+  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+/// reserve() with huge-page advice on the new block (before its pages are first touched when
+/// `v` was empty).
+template <typename T, typename A>
+inline void reserve_huge(std::vector<T, A>& v, std::size_t n) {
+  if (n <= v.capacity()) return;
+  v.reserve(n);
+  advise_huge_pages(v.data(), v.capacity() * sizeof(T));
 }
 
 }  // namespace freshrec::stream

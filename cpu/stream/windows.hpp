@@ -22,10 +22,23 @@ class WindowTable {
   std::size_t rows() const noexcept { return rows_; }
   /// Grows (new rows empty) or shrinks to `rows`.
   void resize(std::size_t rows);
+  /// Reserves room for `rows` rows (no change in content).
+  void reserve(std::size_t rows) {
+    buckets_.reserve(rows * width_.size() * kBuckets);
+    heads_.reserve(rows * width_.size());
+  }
   /// Forgets everything in `row`.
   void clear_row(std::size_t row);
   /// Counts one event at time `t` (epoch seconds) in every window of `row`.
   void add(std::size_t row, double t);
+  /// Starts loading `row`'s counters (a cache hint; changes nothing).
+  void prefetch(std::size_t row) const noexcept {
+    const std::size_t nw = width_.size();
+    if (nw == 0) return;
+    const char* b = reinterpret_cast<const char*>(&buckets_[row * nw * kBuckets]);
+    for (std::size_t off = 0; off < nw * kBuckets * sizeof(std::uint32_t); off += 64) __builtin_prefetch(b + off);
+    __builtin_prefetch(&heads_[row * nw]);
+  }
   /// Events of `row` in window `w` as seen at time `t`.
   std::uint32_t count(std::size_t row, int w, double t) const;
 

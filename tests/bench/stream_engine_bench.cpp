@@ -138,6 +138,7 @@ double median(std::vector<double> v) { return quantile(std::move(v), 0.5); }
 struct Rep {
   double apply_p50_ns, apply_p99_ns, apply_p999_ns, apply_mean_ns, known_p99_ns, events_per_s;
   double rec_p50_us, rec_p99_us, digest_ms;
+  double cycle_end_p50_us, cycle_end_max_us;  ///< the events that close a guard cycle
 };
 
 Rep run_once(const Options& o, const std::shared_ptr<FactorModel>& model, const std::vector<Event>& events) {
@@ -145,7 +146,7 @@ Rep run_once(const Options& o, const std::shared_ptr<FactorModel>& model, const 
   StreamConfig cfg;
   cfg.guard.log_decisions = false;
   StreamEngine eng(cfg, model);
-  std::vector<double> apply_ns, known_ns, rec_us;
+  std::vector<double> apply_ns, known_ns, rec_us, cycle_end_us;
   apply_ns.reserve(events.size());
   known_ns.reserve(events.size());
   RecommendRequest req;
@@ -168,6 +169,7 @@ Rep run_once(const Options& o, const std::shared_ptr<FactorModel>& model, const 
     const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
     apply_ns.push_back(ns);
     if (events[j].user_id[0] == 'u') known_ns.push_back(ns);
+    if ((j + 1) % cfg.guard.cycle_events == 0) cycle_end_us.push_back(ns * 1e-3);
     total_apply_s += ns * 1e-9;
     if (!o.callgrind && o.every > 0 && (j + 1) % o.every == 0) {
       const auto r0 = Clock::now();
@@ -197,6 +199,8 @@ Rep run_once(const Options& o, const std::shared_ptr<FactorModel>& model, const 
   rep.rec_p50_us = quantile(rec_us, 0.5);
   rep.rec_p99_us = quantile(rec_us, 0.99);
   rep.digest_ms = digest_ms;
+  rep.cycle_end_p50_us = quantile(cycle_end_us, 0.5);
+  rep.cycle_end_max_us = cycle_end_us.empty() ? NAN : *std::max_element(cycle_end_us.begin(), cycle_end_us.end());
   const StreamCounters c = eng.counters();
   std::printf("  rep: %llu events, %llu sgd updates, %llu fold-ins, %llu accepts / %llu rollbacks, digest %.16s…\n",
               static_cast<unsigned long long>(c.events), static_cast<unsigned long long>(c.sgd_updates),
@@ -227,6 +231,8 @@ int main(int argc, char** argv) {
   std::printf("%-34s %12.0f\n", "apply ns/event p99 (known users)", med(&Rep::known_p99_ns));
   std::printf("%-34s %12.0f\n", "apply ns/event mean", med(&Rep::apply_mean_ns));
   std::printf("%-34s %12.0f\n", "apply events/s (engine only)", med(&Rep::events_per_s));
+  std::printf("%-34s %12.1f\n", "cycle-end apply us p50", med(&Rep::cycle_end_p50_us));
+  std::printf("%-34s %12.1f\n", "cycle-end apply us max", med(&Rep::cycle_end_max_us));
   std::printf("%-34s %12.1f\n", "recommend top-10 us p50", med(&Rep::rec_p50_us));
   std::printf("%-34s %12.1f\n", "recommend top-10 us p99", med(&Rep::rec_p99_us));
   std::printf("%-34s %12.1f\n", "state_digest ms", med(&Rep::digest_ms));

@@ -72,8 +72,8 @@ TEST(StreamConfig, UnknownKeyNamesFileLineAndKey) {
   EXPECT_NE(e.find("unknown key"), std::string::npos) << e;
   const std::string nested = error_of("source: {path: a}\nstream:\n  guard:\n    cycle: 5\n");
   EXPECT_NE(nested.find("stream.guard.cycle"), std::string::npos) << nested;
-  const std::string later = error_of("source: {path: a}\nkafka: {brokers: x}\n");
-  EXPECT_NE(later.find("'kafka'"), std::string::npos) << later;
+  const std::string later = error_of("source: {path: a}\nkinesis: {brokers: x}\n");
+  EXPECT_NE(later.find("'kinesis'"), std::string::npos) << later;
 }
 
 TEST(StreamConfig, WrongTypeAndRangeNameTheKey) {
@@ -82,9 +82,9 @@ TEST(StreamConfig, WrongTypeAndRangeNameTheKey) {
   EXPECT_NE(e.find("checkpoint.every_events"), std::string::npos) << e;
   e = error_of("source: {path: a}\nstream:\n  session:\n    decay_position: 1.5\n");
   EXPECT_NE(e.find("stream.session.decay_position"), std::string::npos) << e;
-  e = error_of("source: {path: a, type: kafka}\n");
+  e = error_of("source: {path: a, type: kinesis}\n");
   EXPECT_NE(e.find("source.type"), std::string::npos) << e;
-  EXPECT_NE(e.find("file, follow, stdin"), std::string::npos) << e;
+  EXPECT_NE(e.find("file, follow, stdin, http, kafka"), std::string::npos) << e;
   e = error_of("source: {path: a}\ncheckpoint: {keep: 0}\n");
   EXPECT_NE(e.find("checkpoint.keep"), std::string::npos) << e;
   e = error_of("source: {path: a}\n", {"stream.sgd.negatives=-1"});

@@ -332,6 +332,29 @@ TEST(StreamState, DeterministicAndRestoresBitForBit) {
   }
 }
 
+// The popularity sampler is rebuilt a slice per event after each cycle's end: a checkpoint
+// taken while a rebuild is half done must resume it to the same table at the same event.
+TEST(StreamState, RestoresInTheMiddleOfASamplerRebuild) {
+  auto m = random_model(20, 3000, 4);
+  StreamConfig c = quiet_config();
+  c.guard.cycle_events = 10;  // 3000 items: each rebuild takes several events
+  c.guard.holdout_probability = 0.1;
+  const auto events = mixed_stream(80, 20, 3000, 5);
+  StreamEngine a(c, m);
+  for (const auto& e : events) a.apply(e);
+  for (std::size_t cut : {11u, 12u, 13u, 22u, 47u}) {
+    StreamEngine first(c, m);
+    for (std::size_t j = 0; j < cut; ++j) first.apply(events[j]);
+    std::stringstream ckpt;
+    first.save(ckpt);
+    StreamEngine resumed(c, m);
+    resumed.restore(ckpt);
+    EXPECT_EQ(resumed.state_digest(), first.state_digest()) << cut;
+    for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
+    EXPECT_EQ(resumed.state_digest(), a.state_digest()) << "cut at " << cut;
+  }
+}
+
 TEST(StreamState, RestoreRefusesForeignOrBrokenBytes) {
   auto m = random_model(5, 10, 4);
   StreamConfig c = quiet_config();

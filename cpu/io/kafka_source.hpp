@@ -1,0 +1,45 @@
+#pragma once
+/// Kafka as an event source (librdkafka, consumer group). Message key = user_id, value =
+/// one NDJSON event of the shared schema.
+///
+/// Offsets: OUR checkpoint is the source of truth. SourceOffset::partitions holds, per
+/// owned "topic/partition", the next offset to read; it is written in the same atomic
+/// file as the engine state. Offsets are committed to Kafka only from on_checkpoint(),
+/// i.e. after that file is durable, never automatically. On (re)assignment a partition
+/// starts at max(checkpointed offset, committed offset): the checkpoint wins after our own
+/// crash (a commit may lag its checkpoint), the commit wins when another process of the
+/// group owned the partition meanwhile. On revocation the source asks the updater for a
+/// checkpoint (which commits) before the partitions are given up, so the next owner starts
+/// exactly after the last event applied here.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "cpu/stream/source.hpp"
+#include "cpu/stream/updater_config.hpp"
+
+namespace freshrec {
+
+/// Live facts about the consumer for /metrics (thread-safe reads).
+struct KafkaSourceStats {
+  std::atomic<int> assigned_partitions{0};
+  std::atomic<std::uint64_t> rebalances{0};
+  std::atomic<std::uint64_t> commits{0};
+  std::atomic<std::uint64_t> commit_failures{0};
+};
+
+/// Opens a consumer subscribed to settings.topic in settings.group_id. Throws InputError
+/// naming the kafka.* key when librdkafka refuses a property. `warn` gets one line per
+/// commit failure or consumer error (nullptr = none). `stats_out`, when given, is kept
+/// up to date by the source (owned by the caller, must outlive the source).
+std::unique_ptr<EventSource> open_kafka_source(const KafkaSettings& settings, std::size_t max_line_bytes,
+                                               std::FILE* warn, KafkaSourceStats* stats_out = nullptr);
+
+/// "topic/partition", the key of SourceOffset::partitions.
+std::string kafka_partition_key(const std::string& topic, int partition);
+
+}  // namespace freshrec

@@ -1,0 +1,116 @@
+#include "cpu/serve/stream_service.hpp"
+
+#include <chrono>
+#include <cstdlib>
+
+#include <httplib.h>
+// <resolv.h> (pulled in by httplib) defines _res as a macro; Eigen uses it as a name.
+#undef _res
+
+#include "cpu/io/http_journal.hpp"
+#include "cpu/io/kafka_source.hpp"
+#include "cpu/io/redis_feature_store.hpp"
+#include "cpu/util/error.hpp"
+
+namespace freshrec {
+namespace {
+
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+StreamService::StreamService(const StreamProcessConfig& config, const UpdaterOptions& options)
+    : config_(config), options_(options), started_wall_(wall_now()) {
+  if (!config_.redis.url.empty()) parse_redis_endpoint(config_.redis);  // fail on a bad URL before serving
+  if (config_.source.type == SourceType::kHttp) journal_ = std::make_shared<HttpJournal>(config_.http.journal);
+  if (config_.source.type == SourceType::kKafka) kafka_stats_ = std::make_unique<KafkaSourceStats>();
+  if (!config_.http.enabled) return;
+
+  server_ = std::make_unique<httplib::Server>();
+  const int threads = config_.http.threads;
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  server_->set_payload_max_length(config_.http.max_body_bytes);
+  const auto timeout = std::chrono::duration<double>(config_.http.request_timeout_seconds);
+  server_->set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+  server_->set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+  install_routes();
+  if (config_.http.port == 0) {
+    port_ = server_->bind_to_any_port(config_.http.host);
+  } else {
+    port_ = server_->bind_to_port(config_.http.host, config_.http.port) ? config_.http.port : -1;
+  }
+  if (port_ <= 0)
+    throw IoError("http: cannot bind " + config_.http.host + ":" + std::to_string(config_.http.port) +
+                  " (in use, or not a local address)");
+  server_thread_ = std::thread([this] { server_->listen_after_bind(); });
+  if (options_.log)
+    std::fprintf(options_.log, "freshrec-stream: http listening on %s:%d\n", config_.http.host.c_str(), port_);
+}
+
+StreamService::~StreamService() {
+  if (server_) server_->stop();
+  if (server_thread_.joinable()) server_thread_.join();
+  redis_.reset();
+}
+
+std::string StreamService::admin_token() const {
+  if (!config_.http.admin_token.empty()) return config_.http.admin_token;
+  if (config_.http.admin_token_env.empty()) return "";
+  const char* env = std::getenv(config_.http.admin_token_env.c_str());
+  return env ? env : "";
+}
+
+nlohmann::json StreamService::run(const std::atomic<bool>& stop) {
+  UpdaterOptions o = options_;
+  const std::size_t max_line = config_.source.max_line_bytes;
+  o.open_source = [this, max_line](const StreamProcessConfig& c) -> std::unique_ptr<EventSource> {
+    if (c.source.type == SourceType::kHttp) return open_journal_source(journal_, max_line);
+    if (c.source.type == SourceType::kKafka) return open_kafka_source(c.kafka, max_line, options_.warn, kafka_stats_.get());
+    throw InputError("source.type: no serving-layer source for this type");
+  };
+  o.on_event = [this](const Event& e, bool accepted, std::uint64_t ns) {
+    apply_latency_.record(static_cast<double>(ns) * 1e-9);
+    (accepted ? events_accepted_ : events_rejected_).fetch_add(1, std::memory_order_relaxed);
+    if (accepted && redis_) redis_->notify(e.user_id);
+  };
+  o.on_dead_letter = [this] { dead_letters_.fetch_add(1, std::memory_order_relaxed); };
+  o.on_checkpoint = [this](double wall) { last_checkpoint_wall_.store(wall); };
+  o.on_baseline = [this](const std::string& version, double cutoff) {
+    std::lock_guard<std::mutex> lock(version_mutex_);
+    model_version_ = version;
+    model_data_cutoff_.store(cutoff);
+    model_loaded_wall_.store(wall_now());
+  };
+
+  StreamUpdater updater(config_, o);
+  if (!config_.redis.url.empty()) redis_ = std::make_unique<RedisFeatureStore>(config_.redis, updater.engine(), o.warn);
+  updater_.store(&updater, std::memory_order_release);  // /readyz turns 200
+  nlohmann::json stats;
+  try {
+    stats = updater.run(stop);
+  } catch (...) {
+    updater_.store(nullptr, std::memory_order_release);
+    if (server_) server_->stop();
+    redis_.reset();
+    throw;
+  }
+  // Requests in flight finish against a consistent engine; then nothing reads it.
+  if (server_) server_->stop();
+  if (server_thread_.joinable()) server_thread_.join();
+  updater_.store(nullptr, std::memory_order_release);
+  if (redis_) {
+    const bool drained = redis_->flush(2.0);
+    const RedisStoreStats r = redis_->stats();
+    stats["redis"] = {{"written", r.written},   {"stale_skipped", r.stale_skipped}, {"dropped", r.dropped},
+                      {"errors", r.errors},     {"queued", r.queued},               {"drained", drained}};
+    redis_.reset();
+  }
+  stats["http"] = {{"events_accepted", http_events_accepted_.load()},
+                   {"events_rejected", http_events_rejected_.load()},
+                   {"recommend_requests", recommend_latency_.count()}};
+  return stats;
+}
+
+}  // namespace freshrec

@@ -1,0 +1,250 @@
+#include "cpu/stream/bandit.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "cpu/stream/rng.hpp"
+#include "cpu/util/error.hpp"
+
+namespace freshrec::stream {
+namespace {
+
+inline std::size_t tri(int i) { return static_cast<std::size_t>(i) * (static_cast<std::size_t>(i) + 1) / 2; }
+
+std::uint64_t mix_key(std::uint64_t seed, std::uint64_t user, std::uint64_t request, std::uint64_t index) noexcept {
+  std::uint64_t x = seed;
+  std::uint64_t h = splitmix64(x);
+  x = h ^ user;
+  h = splitmix64(x);
+  x = h ^ request;
+  h = splitmix64(x);
+  x = h ^ index;
+  return splitmix64(x);
+}
+
+}  // namespace
+
+UserPosterior::UserPosterior(const float* prior_mean, int k, double prior_precision)
+    : k_(k), chol_(tri(k), 0.0), b_(static_cast<std::size_t>(k)), mean_(static_cast<std::size_t>(k)) {
+  FRESHREC_ASSERT(k > 0 && prior_precision > 0.0);
+  const double d = std::sqrt(prior_precision);
+  for (int i = 0; i < k; ++i) {
+    chol_[tri(i) + static_cast<std::size_t>(i)] = d;
+    b_[static_cast<std::size_t>(i)] = prior_precision * static_cast<double>(prior_mean[i]);
+    mean_[static_cast<std::size_t>(i)] = static_cast<double>(prior_mean[i]);
+  }
+}
+
+bool UserPosterior::update(const float* x, double y, double w, double noise_variance) {
+  if (!(std::isfinite(y) && std::isfinite(w) && w > 0.0 && noise_variance > 0.0)) return false;
+  const double s = std::sqrt(w / noise_variance);
+  // Scratch on the stack for the usual sizes; the rank-1 update consumes its vector.
+  double small[128];
+  std::vector<double> big;
+  double* v = small;
+  if (k_ > 128) {
+    big.resize(static_cast<std::size_t>(k_));
+    v = big.data();
+  }
+  for (int i = 0; i < k_; ++i) {
+    v[i] = s * static_cast<double>(x[i]);
+    if (!std::isfinite(v[i])) return false;
+  }
+  // Rank-1 Cholesky update of A = L L^T to A + v v^T (Golub & Van Loan); L stays positive
+  // on its diagonal because the update only adds.
+  for (int c = 0; c < k_; ++c) {
+    double& lcc = chol_[tri(c) + static_cast<std::size_t>(c)];
+    const double r = std::hypot(lcc, v[c]);
+    const double cs = r / lcc, sn = v[c] / lcc;
+    lcc = r;
+    for (int i = c + 1; i < k_; ++i) {
+      double& lic = chol_[tri(i) + static_cast<std::size_t>(c)];
+      lic = (lic + sn * v[i]) / cs;
+      v[i] = cs * v[i] - sn * lic;
+    }
+  }
+  const double wy = w / noise_variance * y;
+  for (int i = 0; i < k_; ++i) b_[static_cast<std::size_t>(i)] += wy * static_cast<double>(x[i]);
+  ++observations_;
+  refresh_mean();
+  return true;
+}
+
+void UserPosterior::rebase(const float* old_mean, const float* new_mean, double prior_precision) {
+  for (int i = 0; i < k_; ++i)
+    b_[static_cast<std::size_t>(i)] += prior_precision * (static_cast<double>(new_mean[i]) - static_cast<double>(old_mean[i]));
+  refresh_mean();
+}
+
+void UserPosterior::refresh_mean() {
+  // A mean = b: forward solve L y = b, then back solve L^T mean = y.
+  for (int i = 0; i < k_; ++i) {
+    double acc = b_[static_cast<std::size_t>(i)];
+    const double* row = &chol_[tri(i)];
+    for (int j = 0; j < i; ++j) acc -= row[j] * mean_[static_cast<std::size_t>(j)];
+    mean_[static_cast<std::size_t>(i)] = acc / row[i];
+  }
+  for (int i = k_ - 1; i >= 0; --i) {
+    double acc = mean_[static_cast<std::size_t>(i)];
+    for (int j = i + 1; j < k_; ++j) acc -= chol_[tri(j) + static_cast<std::size_t>(i)] * mean_[static_cast<std::size_t>(j)];
+    mean_[static_cast<std::size_t>(i)] = acc / chol_[tri(i) + static_cast<std::size_t>(i)];
+  }
+}
+
+void UserPosterior::sample_offset(const double* z, double* offset) const {
+  // L^T offset = z by back substitution: cov(offset) = L^-T L^-1 = A^-1.
+  for (int i = k_ - 1; i >= 0; --i) {
+    double acc = z[i];
+    for (int j = i + 1; j < k_; ++j) acc -= chol_[tri(j) + static_cast<std::size_t>(i)] * offset[j];
+    offset[i] = acc / chol_[tri(i) + static_cast<std::size_t>(i)];
+  }
+}
+
+double UserPosterior::variance_along(const float* x) const {
+  std::vector<double> y(static_cast<std::size_t>(k_));
+  double sum = 0.0;
+  for (int i = 0; i < k_; ++i) {
+    double acc = static_cast<double>(x[i]);
+    const double* row = &chol_[tri(i)];
+    for (int j = 0; j < i; ++j) acc -= row[j] * y[static_cast<std::size_t>(j)];
+    y[static_cast<std::size_t>(i)] = acc / row[i];
+    sum += y[static_cast<std::size_t>(i)] * y[static_cast<std::size_t>(i)];
+  }
+  return sum;
+}
+
+std::size_t UserPosterior::memory_bytes() const noexcept {
+  return sizeof(double) * (chol_.size() + b_.size() + mean_.size()) + sizeof(observations_);
+}
+
+void UserPosterior::save(BinaryWriter& w) const {
+  w.put<std::uint64_t>(observations_);
+  w.put_vector(chol_);
+  w.put_vector(b_);
+}
+
+UserPosterior UserPosterior::load(BinaryReader& r, int k) {
+  UserPosterior p;
+  p.k_ = k;
+  p.observations_ = r.get<std::uint64_t>();
+  p.chol_ = r.get_vector<double>(tri(k));
+  p.b_ = r.get_vector<double>(static_cast<std::uint64_t>(k));
+  for (int i = 0; i < k; ++i) {
+    const double d = p.chol_[tri(i) + static_cast<std::size_t>(i)];
+    if (!(std::isfinite(d) && d > 0.0)) r.fail("bandit posterior: Cholesky diagonal is not positive");
+  }
+  p.mean_.assign(static_cast<std::size_t>(k), 0.0);
+  p.refresh_mean();
+  return p;
+}
+
+void ItemEvidence::add(std::uint32_t item, float n) {
+  if (item >= count_.size()) count_.resize(static_cast<std::size_t>(item) + 1, 0.0f);
+  count_[item] += n;
+}
+
+double ItemEvidence::sigma(std::uint32_t item, const ExploreConfig& cfg) const noexcept {
+  const double prior = 1.0 / (cfg.item_sigma * cfg.item_sigma);
+  return 1.0 / std::sqrt(prior + static_cast<double>(count(item)) / cfg.noise_variance);
+}
+
+double hashed_uniform(std::uint64_t seed, std::uint64_t user, std::uint64_t request, std::uint64_t index) noexcept {
+  return static_cast<double>(mix_key(seed, user, request, index) >> 11) * 0x1.0p-53;
+}
+
+double hashed_normal(std::uint64_t seed, std::uint64_t user, std::uint64_t request, std::uint64_t index) noexcept {
+  // Box-Muller on two independent 53-bit uniforms of one 64-bit key (split by a second mix).
+  const std::uint64_t a = mix_key(seed, user, request, index);
+  std::uint64_t x = a;
+  const std::uint64_t b = splitmix64(x);
+  const double u1 = (static_cast<double>(a >> 11) + 0.5) * 0x1.0p-53;  // (0, 1): log is finite
+  const double u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+const char* explore_policy_name(ExplorePolicy p) noexcept {
+  switch (p) {
+    case ExplorePolicy::kGreedy: return "greedy";
+    case ExplorePolicy::kEpsilon: return "epsilon";
+    case ExplorePolicy::kThompson: return "thompson";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Indices of the top-k finite, non-excluded entries of `s`, best first (ties: lower index).
+std::vector<std::uint32_t> top_k(const std::vector<float>& s, const std::vector<std::uint8_t>& excluded, int k) {
+  std::vector<std::uint32_t> idx;
+  idx.reserve(s.size());
+  for (std::uint32_t i = 0; i < s.size(); ++i)
+    if (std::isfinite(s[i]) && !(i < excluded.size() && excluded[i])) idx.push_back(i);
+  const std::size_t kk = std::min<std::size_t>(idx.size(), static_cast<std::size_t>(std::max(k, 0)));
+  auto better = [&](std::uint32_t a, std::uint32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(kk), idx.end(), better);
+  idx.resize(kk);
+  return idx;
+}
+
+}  // namespace
+
+std::vector<ExploreSlot> select_with_exploration(const std::vector<float>& greedy_scores,
+                                                 const std::vector<std::uint8_t>& excluded,
+                                                 const float* item_vectors, int dim,
+                                                 const UserPosterior* posterior, const ItemEvidence& evidence,
+                                                 const ExploreConfig& cfg, const ExploreRequest& req,
+                                                 const std::vector<float>* item_sd) {
+  const std::vector<std::uint32_t> greedy = top_k(greedy_scores, excluded, req.k);
+  const int slots = std::clamp(cfg.slots, 0, static_cast<int>(greedy.size()));
+  std::vector<std::uint32_t> picks;
+  if (cfg.policy == ExplorePolicy::kThompson && slots > 0) {
+    // One posterior draw for the user (index space [0, dim)), one normal per item (index
+    // space offset by dim) so every draw is independent and reproducible.
+    std::vector<double> offset(static_cast<std::size_t>(dim), 0.0);
+    if (posterior && posterior->dim() == dim) {
+      std::vector<double> z(static_cast<std::size_t>(dim));
+      for (int d = 0; d < dim; ++d) z[static_cast<std::size_t>(d)] = hashed_normal(req.seed, req.user, req.request, static_cast<std::uint64_t>(d));
+      posterior->sample_offset(z.data(), offset.data());
+    }
+    std::vector<float> sampled(greedy_scores.size(), -std::numeric_limits<float>::infinity());
+    for (std::uint32_t i = 0; i < greedy_scores.size(); ++i) {
+      if (!std::isfinite(greedy_scores[i]) || (i < excluded.size() && excluded[i])) continue;
+      double s = greedy_scores[i];
+      if (item_vectors) {
+        const float* q = item_vectors + static_cast<std::size_t>(i) * static_cast<std::size_t>(dim);
+        for (int d = 0; d < dim; ++d) s += offset[static_cast<std::size_t>(d)] * static_cast<double>(q[d]);
+      }
+      const double sd = item_sd && i < item_sd->size() ? static_cast<double>((*item_sd)[i]) : evidence.sigma(i, cfg);
+      s += sd * hashed_normal(req.seed, req.user, req.request, static_cast<std::uint64_t>(dim) + i);
+      sampled[i] = static_cast<float>(s);
+    }
+    const std::vector<std::uint32_t> thompson = top_k(sampled, excluded, req.k);
+    for (std::uint32_t i : thompson) {
+      if (static_cast<int>(picks.size()) >= slots) break;
+      if (std::find(greedy.begin(), greedy.end(), i) == greedy.end()) picks.push_back(i);
+    }
+  } else if (cfg.policy == ExplorePolicy::kEpsilon && slots > 0) {
+    std::vector<std::uint32_t> eligible;
+    for (std::uint32_t i = 0; i < greedy_scores.size(); ++i)
+      if (std::isfinite(greedy_scores[i]) && !(i < excluded.size() && excluded[i]) &&
+          std::find(greedy.begin(), greedy.end(), i) == greedy.end())
+        eligible.push_back(i);
+    for (int s = 0; s < slots && !eligible.empty(); ++s) {
+      if (hashed_uniform(req.seed, req.user, req.request, 2 * static_cast<std::uint64_t>(s)) >= cfg.epsilon) continue;
+      const auto j = static_cast<std::size_t>(hashed_uniform(req.seed, req.user, req.request, 2 * static_cast<std::uint64_t>(s) + 1) *
+                                              static_cast<double>(eligible.size()));
+      picks.push_back(eligible[std::min(j, eligible.size() - 1)]);
+      eligible.erase(eligible.begin() + static_cast<std::ptrdiff_t>(std::min(j, eligible.size() - 1)));
+    }
+  }
+  std::vector<ExploreSlot> out;
+  out.reserve(greedy.size());
+  const std::size_t keep = greedy.size() - picks.size();
+  for (std::size_t r = 0; r < keep; ++r) out.push_back({greedy[r], greedy_scores[greedy[r]], false});
+  for (std::uint32_t i : picks) out.push_back({i, greedy_scores[i], true});
+  return out;
+}
+
+}  // namespace freshrec::stream

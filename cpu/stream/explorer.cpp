@@ -1,0 +1,221 @@
+#include "cpu/stream/explorer.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <cmath>
+#include <istream>
+#include <iterator>
+#include <limits>
+#include <ostream>
+#include <sstream>
+
+#include "cpu/util/error.hpp"
+#include "cpu/util/sha256.hpp"
+
+namespace freshrec::stream {
+namespace {
+
+// FNV-1a: a user's hash must not depend on the standard library (std::hash may differ).
+std::uint64_t fnv1a(const std::string& s) noexcept {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+constexpr std::uint32_t kFormat = 1;
+
+}  // namespace
+
+Explorer::Explorer(ExplorerConfig cfg)
+    : cfg_(std::move(cfg)),
+      tracker_(cfg_.explore.reward_window_seconds, cfg_.explore.max_pending_impressions, cfg_.explore.max_items_per_impression) {}
+
+std::uint32_t Explorer::item_key(const std::string& item) {
+  auto [it, fresh] = item_index_.emplace(item, static_cast<std::uint32_t>(item_names_.size()));
+  if (fresh) item_names_.push_back(item);
+  return it->second;
+}
+
+UserPosterior* Explorer::posterior_for(const std::string& user, const FactorModel& baseline) {
+  auto it = users_.find(user);
+  if (it != users_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    return &it->second.posterior;
+  }
+  const int k = static_cast<int>(baseline.item_factors.cols());
+  if (k <= 0) return nullptr;
+  std::vector<float> prior(static_cast<std::size_t>(k), 0.0f);
+  if (auto row = baseline.user_ids.find(user); row && static_cast<Eigen::Index>(*row) < baseline.user_factors.rows())
+    for (int d = 0; d < k; ++d) prior[static_cast<std::size_t>(d)] = baseline.user_factors(static_cast<Eigen::Index>(*row), d);
+  while (users_.size() >= std::max<std::size_t>(cfg_.max_users, 1)) {
+    users_.erase(lru_.back());
+    lru_.pop_back();
+    ++counters_.evicted_users;
+  }
+  lru_.push_front(user);
+  auto& e = users_.emplace(user, UserEntry{UserPosterior(prior.data(), k, cfg_.explore.prior_precision), lru_.begin()}).first->second;
+  return &e.posterior;
+}
+
+void Explorer::close(const ImpressionOutcome& o, const FactorModel& baseline) {
+  (o.rewarded ? counters_.rewards : counters_.weak_negatives) += 1;
+  evidence_.add(o.item, 1.0f);
+  const std::string& item = item_names_[o.item];
+  const auto row = baseline.item_ids.find(item);
+  if (!row || static_cast<Eigen::Index>(*row) >= baseline.item_factors.rows()) return;  // no vector: nothing to learn about the user
+  UserPosterior* p = posterior_for(user_names_[o.user], baseline);
+  if (!p) return;
+  const float* q = baseline.item_factors.row(static_cast<Eigen::Index>(*row)).data();
+  if (p->update(q, o.rewarded ? 1.0 : 0.0, 1.0, cfg_.explore.noise_variance)) ++counters_.posterior_updates;
+}
+
+void Explorer::observe(const Event& e, const FactorModel& baseline) {
+  tracker_.expire(e.timestamp, scratch_);
+  auto [uit, fresh] = user_index_.emplace(e.user_id, static_cast<std::uint32_t>(user_names_.size()));
+  if (fresh) user_names_.push_back(e.user_id);
+  const std::uint32_t user = uit->second;
+  if (e.type == EventType::kImpression) {
+    std::vector<std::uint32_t> keys;
+    keys.reserve(e.items.size());
+    for (const std::string& i : e.items) keys.push_back(item_key(i));
+    tracker_.on_impression(user, keys, e.timestamp, scratch_);
+    ++counters_.impressions;
+  } else if (!e.item_id.empty()) {
+    if (!baseline.item_ids.find(e.item_id) && std::find(cold_.begin(), cold_.end(), e.item_id) == cold_.end()) {
+      cold_.push_back(e.item_id);
+      if (cold_.size() > cfg_.max_cold_items) cold_.erase(cold_.begin());
+    }
+    if (e.type == EventType::kClick || e.type == EventType::kPurchase)
+      tracker_.on_engagement(user, item_key(e.item_id), e.timestamp, scratch_);
+  }
+  for (const auto& o : scratch_) close(o, baseline);
+  scratch_.clear();
+}
+
+Recommendation Explorer::recommend(const StreamEngine& engine, const RecommendRequest& request, std::uint64_t request_number) const {
+  RecommendRequest wide = request;
+  wide.k = request.k + std::max(cfg_.pool, 0);
+  const double t = request.time ? *request.time : engine.watermark();
+  wide.time = t;
+  Recommendation greedy = engine.recommend(wide);
+  if (cfg_.explore.policy == ExplorePolicy::kGreedy || request.k <= 0) {
+    if (static_cast<int>(greedy.items.size()) > request.k) greedy.items.resize(static_cast<std::size_t>(std::max(request.k, 0)));
+    return greedy;
+  }
+  // The candidate pool: the greedy top (k + pool), then the cold items it lacks.
+  std::vector<std::string> ids;
+  std::vector<float> scores;
+  for (const auto& s : greedy.items) {
+    ids.push_back(s.item_id);
+    scores.push_back(s.score);
+  }
+  for (const std::string& c : cold_) {
+    if (std::find(ids.begin(), ids.end(), c) != ids.end()) continue;
+    if (std::find(request.cart_items.begin(), request.cart_items.end(), c) != request.cart_items.end()) continue;
+    const float s = engine.score(request.user_id, c, t);
+    if (!std::isfinite(s)) continue;
+    ids.push_back(c);
+    scores.push_back(s);
+  }
+  const auto baseline = engine.baseline();
+  const int k = static_cast<int>(baseline->item_factors.cols());
+  std::vector<float> vectors(ids.size() * static_cast<std::size_t>(k), 0.0f);
+  std::vector<float> sd(ids.size());
+  const double prior = 1.0 / (cfg_.explore.item_sigma * cfg_.explore.item_sigma);
+  for (std::size_t j = 0; j < ids.size(); ++j) {
+    float n = 0.0f;
+    if (auto row = baseline->item_ids.find(ids[j]); row && static_cast<Eigen::Index>(*row) < baseline->item_factors.rows()) {
+      std::copy_n(baseline->item_factors.row(static_cast<Eigen::Index>(*row)).data(), k, &vectors[j * static_cast<std::size_t>(k)]);
+      n += cfg_.nightly_item_evidence;
+    }
+    if (auto it = item_index_.find(ids[j]); it != item_index_.end()) n += evidence_.count(it->second);
+    sd[j] = static_cast<float>(1.0 / std::sqrt(prior + static_cast<double>(n) / cfg_.explore.noise_variance));
+  }
+  const UserPosterior* post = nullptr;
+  if (auto it = users_.find(request.user_id); it != users_.end()) post = &it->second.posterior;
+  std::uint64_t req = request_number;
+  if (req == 0) {
+    const double w = engine.watermark();
+    std::memcpy(&req, &w, sizeof req);
+  }
+  const ItemEvidence none;
+  const auto slots = select_with_exploration(scores, {}, vectors.data(), k, post, none, cfg_.explore,
+                                             {request.k, cfg_.seed, fnv1a(request.user_id), req}, &sd);
+  Recommendation out = greedy;
+  out.items.clear();
+  for (const auto& s : slots) out.items.push_back({ids[s.item], s.score});
+  return out;
+}
+
+void Explorer::save(std::ostream& out) const {
+  BinaryWriter w(&out);
+  w.put<std::uint32_t>(kFormat);
+  w.put<std::uint64_t>(item_names_.size());
+  for (const auto& s : item_names_) w.put_string(s);
+  w.put<std::uint64_t>(user_names_.size());
+  for (const auto& s : user_names_) w.put_string(s);
+  w.put_vector(evidence_.counts());
+  tracker_.save(w);
+  w.put<std::uint64_t>(cold_.size());
+  for (const auto& s : cold_) w.put_string(s);
+  // Posteriors in LRU order (most recent first), so eviction resumes identically.
+  w.put<std::uint64_t>(lru_.size());
+  int k = users_.empty() ? 0 : users_.begin()->second.posterior.dim();
+  w.put<std::int32_t>(k);
+  for (const auto& name : lru_) {
+    w.put_string(name);
+    users_.at(name).posterior.save(w);
+  }
+  const ExplorerCounters& c = counters_;
+  for (std::uint64_t v : {c.impressions, c.rewards, c.weak_negatives, c.posterior_updates, c.evicted_users}) w.put<std::uint64_t>(v);
+  w.flush();
+}
+
+void Explorer::restore(std::istream& in) {
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  BinaryReader r(std::move(bytes));
+  if (r.get<std::uint32_t>() != kFormat) r.fail("explorer: unknown format");
+  Explorer next(cfg_);
+  const auto n_items = r.get<std::uint64_t>();
+  for (std::uint64_t i = 0; i < n_items; ++i) {
+    const std::string s = r.get_string();
+    if (next.item_key(s) != i) r.fail("explorer: duplicate item id");
+  }
+  const auto n_users = r.get<std::uint64_t>();
+  for (std::uint64_t i = 0; i < n_users; ++i) {
+    const std::string s = r.get_string();
+    if (!next.user_index_.emplace(s, static_cast<std::uint32_t>(i)).second) r.fail("explorer: duplicate user id");
+    next.user_names_.push_back(s);
+  }
+  next.evidence_.counts() = r.get_vector<float>();
+  next.tracker_.load(r);
+  const auto n_cold = r.get<std::uint64_t>();
+  for (std::uint64_t i = 0; i < n_cold; ++i) next.cold_.push_back(r.get_string());
+  const auto n_post = r.get<std::uint64_t>();
+  const auto k = r.get<std::int32_t>();
+  if (n_post > 0 && (k <= 0 || k > 4096)) r.fail("explorer: bad posterior dimension");
+  for (std::uint64_t i = 0; i < n_post; ++i) {
+    std::string name = r.get_string();
+    UserPosterior p = UserPosterior::load(r, k);
+    next.lru_.push_back(name);
+    if (!next.users_.emplace(name, UserEntry{std::move(p), std::prev(next.lru_.end())}).second) r.fail("explorer: duplicate posterior");
+  }
+  ExplorerCounters& c = next.counters_;
+  for (std::uint64_t* v : {&c.impressions, &c.rewards, &c.weak_negatives, &c.posterior_updates, &c.evicted_users}) *v = r.get<std::uint64_t>();
+  if (!r.at_end()) r.fail("explorer: trailing bytes");
+  *this = std::move(next);
+}
+
+std::string Explorer::state_digest() const {
+  std::ostringstream out;
+  save(out);
+  return sha256_hex(out.str());
+}
+
+std::size_t Explorer::posterior_bytes() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [name, e] : users_) n += e.posterior.memory_bytes();
+  return n;
+}
+
+}  // namespace freshrec::stream

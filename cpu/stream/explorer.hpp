@@ -1,0 +1,94 @@
+#pragma once
+/// Bandit exploration on top of a StreamEngine, without reaching into it: the engine keeps
+/// the greedy point estimate (nightly + SGD + session), the Explorer keeps what exploration
+/// needs (per-user posteriors, item evidence, pending impressions) and re-ranks a candidate
+/// pool: the engine's greedy top (k + pool) plus the cold items (born in the stream, or
+/// rarely shown), at most ExploreConfig::slots of the k going to exploration.
+///
+/// Single writer (observe, restore), many readers (recommend): the caller serialises observe
+/// with recommend as it does StreamEngine::apply (the updater's writer thread). recommend is a
+/// const reader: its Thompson draw comes from a hash of (seed, user, request), where the
+/// request number is the caller's counter or, by default, the bits of the engine's watermark,
+/// so a replay of the same events gives the same recommendations.
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <list>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cpu/stream/bandit.hpp"
+#include "cpu/stream/impressions.hpp"
+#include "cpu/stream/stream_engine.hpp"
+
+namespace freshrec::stream {
+
+/// Extra knobs of the explorer around ExploreConfig.
+struct ExplorerConfig {
+  ExploreConfig explore;
+  std::size_t max_users = 100000;     ///< posteriors held (least recently active evicted)
+  std::size_t max_cold_items = 512;   ///< cold candidates held (newest kept)
+  int pool = 40;                      ///< greedy candidates beyond k
+  float nightly_item_evidence = 20.0f;  ///< evidence of an item the nightly model knows
+  std::uint64_t seed = 42;
+};
+
+/// Counters for /metrics and the stats file.
+struct ExplorerCounters {
+  std::uint64_t impressions = 0;
+  std::uint64_t rewards = 0;          ///< clicks/purchases within the window of an impression
+  std::uint64_t weak_negatives = 0;   ///< impressions closed without one
+  std::uint64_t posterior_updates = 0;
+  std::uint64_t evicted_users = 0;
+};
+
+class Explorer {
+ public:
+  explicit Explorer(ExplorerConfig cfg);
+
+  /// Feeds one accepted event (call after StreamEngine::apply): an impression starts its
+  /// reward window; a click or purchase of a shown item is a reward; outcomes whose window
+  /// closed update the user's posterior (seeded from `baseline`'s vector on first use).
+  void observe(const Event& event, const FactorModel& baseline);
+
+  /// Top-k with exploration. `request` = 0 uses the watermark's bits. The items of the
+  /// request's cart and the purchases the engine excludes never appear (they are not in the
+  /// engine's candidates; cold candidates are checked against the cart).
+  Recommendation recommend(const StreamEngine& engine, const RecommendRequest& request, std::uint64_t request_number = 0) const;
+
+  /// Canonical serialisation (checkpoint and digest); restore throws IntegrityError on bad bytes.
+  void save(std::ostream& out) const;
+  void restore(std::istream& in);
+  /// SHA-256 hex of save()'s bytes.
+  std::string state_digest() const;
+
+  const ExplorerCounters& counters() const noexcept { return counters_; }
+  std::size_t tracked_users() const noexcept { return users_.size(); }
+  /// Host bytes of the posteriors (k-dependent, see UserPosterior).
+  std::size_t posterior_bytes() const noexcept;
+
+ private:
+  struct UserEntry {
+    UserPosterior posterior;
+    std::list<std::string>::iterator lru;
+  };
+  UserPosterior* posterior_for(const std::string& user, const FactorModel& baseline);
+  std::uint32_t item_key(const std::string& item);
+  void close(const ImpressionOutcome& o, const FactorModel& baseline);
+
+  ExplorerConfig cfg_;
+  ImpressionTracker tracker_;
+  std::vector<std::string> item_names_;                 ///< explorer key -> item id
+  std::unordered_map<std::string, std::uint32_t> item_index_;
+  std::vector<std::string> user_names_;                 ///< explorer key -> user id
+  std::unordered_map<std::string, std::uint32_t> user_index_;
+  ItemEvidence evidence_;                               ///< by explorer item key (impressions seen)
+  std::list<std::string> lru_;                          ///< most recent first
+  std::unordered_map<std::string, UserEntry> users_;
+  std::vector<std::string> cold_;                       ///< stream-born items, newest last
+  std::vector<ImpressionOutcome> scratch_;
+  ExplorerCounters counters_;
+};
+
+}  // namespace freshrec::stream

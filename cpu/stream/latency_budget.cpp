@@ -1,0 +1,137 @@
+#include "cpu/stream/latency_budget.hpp"
+
+#include <algorithm>
+#include <exception>
+
+#include "cpu/util/error.hpp"
+
+namespace freshrec::stream {
+
+const char* signal_name(Signal s) noexcept {
+  switch (s) {
+    case Signal::kNightly: return "nightly";
+    case Signal::kRealtime: return "realtime";
+    case Signal::kContext: return "context";
+    case Signal::kRemote: return "remote";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> GatherReport::signal_names() const {
+  std::vector<std::string> out;
+  for (int s = 0; s < kNumSignals; ++s)
+    if (ready[static_cast<std::size_t>(s)]) out.emplace_back(signal_name(static_cast<Signal>(s)));
+  return out;
+}
+
+RankingMode ranking_mode(const GatherReport& r) noexcept {
+  if (!r.ready[static_cast<std::size_t>(Signal::kNightly)]) return RankingMode::kPopularity;
+  for (int s = 0; s < kNumSignals; ++s)
+    if (r.requested[static_cast<std::size_t>(s)] && !r.ready[static_cast<std::size_t>(s)]) return RankingMode::kNightlyOnly;
+  return RankingMode::kFull;
+}
+
+/// One gather's completion state, shared with its fetches (which may outlive the gather).
+struct ParallelFeatureFetcher::Batch {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t remaining = 0;
+  std::array<std::uint8_t, kNumSignals> state{};  // 0 running, 1 done, 2 threw
+};
+
+ParallelFeatureFetcher::ParallelFeatureFetcher(std::size_t threads, std::size_t max_in_flight)
+    : max_in_flight_(std::max<std::size_t>(max_in_flight, 1)) {
+  const std::size_t n = std::max<std::size_t>(threads, 1);
+  threads_.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this] { worker(); });
+}
+
+ParallelFeatureFetcher::~ParallelFeatureFetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+void ParallelFeatureFetcher::worker() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_ and drained: queued fetches still run, so their captures are released
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    job();
+  }
+}
+
+GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono::nanoseconds budget) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto deadline = start + budget;
+  GatherReport report;
+  counters_.requests.fetch_add(1, std::memory_order_relaxed);
+  auto batch = std::make_shared<Batch>();
+  std::array<bool, kNumSignals> shed{};
+  std::vector<std::function<void()>> jobs;
+  for (Task& t : tasks) {
+    const auto s = static_cast<std::size_t>(t.signal);
+    FRESHREC_ASSERT(s < static_cast<std::size_t>(kNumSignals) && !report.requested[s]);
+    report.requested[s] = true;
+    // Bulkhead: a source already at its cap (usually because it is slow) is not queued again.
+    if (in_flight_[s].fetch_add(1, std::memory_order_acq_rel) >= max_in_flight_) {
+      in_flight_[s].fetch_sub(1, std::memory_order_acq_rel);
+      shed[s] = true;
+      counters_.shed[s].fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    ++batch->remaining;
+    jobs.push_back([this, batch, s, fn = std::move(t.fn)] {
+      std::uint8_t outcome = 1;
+      try {
+        fn();
+      } catch (...) {
+        outcome = 2;
+      }
+      in_flight_[s].fetch_sub(1, std::memory_order_acq_rel);
+      {
+        std::lock_guard<std::mutex> lock(batch->mu);
+        batch->state[s] = outcome;
+        --batch->remaining;
+      }
+      batch->cv.notify_all();
+    });
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& j : jobs) queue_.push_back(std::move(j));
+  }
+  cv_.notify_all();
+  {
+    std::unique_lock<std::mutex> lock(batch->mu);
+    batch->cv.wait_until(lock, deadline, [&] { return batch->remaining == 0; });
+    for (std::size_t s = 0; s < static_cast<std::size_t>(kNumSignals); ++s) {
+      if (!report.requested[s] || shed[s]) continue;
+      if (batch->state[s] == 1) {
+        report.ready[s] = true;
+      } else if (batch->state[s] == 2) {
+        counters_.failed[s].fetch_add(1, std::memory_order_relaxed);
+      } else {
+        counters_.late[s].fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  for (std::size_t s = 0; s < static_cast<std::size_t>(kNumSignals); ++s)
+    if (report.requested[s] && !report.ready[s]) report.degraded = true;
+  if (report.degraded) counters_.degraded.fetch_add(1, std::memory_order_relaxed);
+  if (ranking_mode(report) == RankingMode::kPopularity) counters_.popularity_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  report.elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  return report;
+}
+
+}  // namespace freshrec::stream
