@@ -105,13 +105,20 @@ void Core::fold_in(std::int32_t slot) {
     build();  // the in-place attempt overwrote A
     x = a.ldlt().solve(b);  // not positive definite by rounding (moved items): still solvable
   }
-  if (!x.allFinite()) {
+  // Finite in double is not enough: a value beyond FLT_MAX becomes Inf as a float.
+  float* xf = scratch_nd_.data();
+  bool finite = true;
+  for (int d = 0; d < k; ++d) {
+    xf[d] = static_cast<float>(x[d]);
+    finite = finite && std::isfinite(xf[d]);
+  }
+  if (!finite) {
     ++counters_.non_finite_skipped;
     return;
   }
   touch_user(slot);
   float* dlt = &user_delta_[static_cast<std::size_t>(slot) * k];
-  for (int d = 0; d < k; ++d) dlt[d] = static_cast<float>(x[d]);
+  std::copy_n(xf, k, dlt);
   ++counters_.foldins;
 }
 
