@@ -64,6 +64,7 @@ void read_http(YamlSection& s, HttpSettings& h) {
   s.get("require_token_for_events", h.require_token_for_events);
   s.get("journal", h.journal);
   s.get("max_k", h.max_k, 1, 1'000'000);
+  s.get("recommend_budget_ms", h.recommend_budget_ms, 0.1, 60000.0);
   if (h.host.empty()) s.fail("host", "must not be empty (127.0.0.1 serves loopback only)");
 }
 

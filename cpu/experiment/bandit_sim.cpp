@@ -241,6 +241,7 @@ BanditRunResult run_bandit_simulation(const BanditSimConfig& sim, const ExploreC
   stream::ImpressionTracker tracker(explore.reward_window_seconds, explore.max_pending_impressions, explore.max_items_per_impression);
   std::vector<stream::ImpressionOutcome> outcomes;
   std::vector<float> mean_f(dn);
+  std::vector<double> mean_d(dn);
   auto close = [&](const stream::ImpressionOutcome& o) {
     const double y = (o.rewarded ? 1.0 : 0.0) - sim.base_ctr;
     stream::UserPosterior& up = users[o.user];
@@ -249,11 +250,13 @@ BanditRunResult run_bandit_simulation(const BanditSimConfig& sim, const ExploreC
     evidence.add(o.item, 1.0f);
     if (static_cast<int>(o.item) < n_old) item_sd[o.item] = static_cast<float>(evidence.sigma(o.item, explore));
     if (static_cast<int>(o.item) >= n_old) {
-      for (int d = 0; d < D; ++d) mean_f[static_cast<std::size_t>(d)] = static_cast<float>(up.mean()[static_cast<std::size_t>(d)]);
+      up.mean_into(mean_d.data());
+      for (int d = 0; d < D; ++d) mean_f[static_cast<std::size_t>(d)] = static_cast<float>(mean_d[static_cast<std::size_t>(d)]);
       stream::UserPosterior& ip = item_post[o.item - static_cast<std::uint32_t>(n_old)];
       ip.update(mean_f.data(), y, 1.0, explore.noise_variance);
       float* qw = &q[static_cast<std::size_t>(o.item) * dn];
-      for (int d = 0; d < D; ++d) qw[d] = static_cast<float>(ip.mean()[static_cast<std::size_t>(d)]);
+      ip.mean_into(mean_d.data());
+      for (int d = 0; d < D; ++d) qw[d] = static_cast<float>(mean_d[static_cast<std::size_t>(d)]);
     }
   };
   auto drain = [&] {
@@ -283,7 +286,8 @@ BanditRunResult run_bandit_simulation(const BanditSimConfig& sim, const ExploreC
     const auto u = static_cast<std::uint32_t>(hashed_uniform(seed, kTraffic, static_cast<std::uint64_t>(req), 0) * sim.users) %
                    static_cast<std::uint32_t>(sim.users);
     const stream::UserPosterior& up = users[u];
-    for (int d = 0; d < D; ++d) mean_f[static_cast<std::size_t>(d)] = static_cast<float>(up.mean()[static_cast<std::size_t>(d)]);
+    up.mean_into(mean_d.data());
+    for (int d = 0; d < D; ++d) mean_f[static_cast<std::size_t>(d)] = static_cast<float>(mean_d[static_cast<std::size_t>(d)]);
     for (int i = 0; i < n_items; ++i) {
       const std::size_t at = static_cast<std::size_t>(i) * dn;
       scores[static_cast<std::size_t>(i)] = i < available ? dot(mean_f.data(), &q[at], D) : -std::numeric_limits<float>::infinity();

@@ -152,7 +152,41 @@ void StreamService::install_routes() {
       if (t.empty() || *end != '\0' || !std::isfinite(v)) return reply_error(res, 400, "time must be epoch seconds");
       r.time = v;
     }
-    const Recommendation rec = u->engine().recommend(r);
+    // The latency budget: the full blend (nightly + real-time state + context) and the
+    // nightly-only ranking (the request moved far past the user's last event, so every fresh
+    // term has faded: g -> 0) are computed in parallel; whichever arrived in time answers,
+    // best first; if neither did, the popularity ranking (an unknown user's) does.
+    // The engine outlives the fetches: the updater is only torn down after the server stops.
+    const StreamEngine& engine = u->engine();
+    auto full = std::make_shared<Recommendation>();
+    auto nightly = std::make_shared<Recommendation>();
+    std::vector<stream::ParallelFeatureFetcher::Task> tasks;
+    tasks.push_back({stream::Signal::kRealtime, [&engine, full, r] { *full = engine.recommend(r); }});
+    tasks.push_back({stream::Signal::kNightly, [&engine, nightly, r]() mutable {
+                       r.time = (r.time ? *r.time : engine.watermark()) + 1e9;
+                       r.page_item_id.clear();
+                       *nightly = engine.recommend(r);
+                     }});
+    const auto budget = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double, std::milli>(config_.http.recommend_budget_ms));
+    const stream::GatherReport gathered = fetcher_.gather(std::move(tasks), budget);
+    Recommendation rec;
+    std::vector<std::string> signals;
+    if (gathered.ready[static_cast<std::size_t>(stream::Signal::kRealtime)]) {
+      rec = std::move(*full);
+      signals = {"nightly", "realtime", "context"};
+    } else if (gathered.ready[static_cast<std::size_t>(stream::Signal::kNightly)]) {
+      rec = std::move(*nightly);
+      rec.time = r.time ? *r.time : engine.watermark();
+      signals = {"nightly"};
+    } else {
+      RecommendRequest pop = r;
+      pop.user_id = std::string("\x01popularity");  // no such user: the nightly popularity/bias ranking
+      rec = engine.recommend(pop);
+      rec.known_user = false;
+      signals = {"popularity"};
+    }
+    const bool degraded = signals.size() < 3;
     nlohmann::json j;
     j["user_id"] = r.user_id;
     {
@@ -167,6 +201,8 @@ void StreamService::install_routes() {
     nlohmann::json items = nlohmann::json::array();
     for (const ScoredItem& it : rec.items) items.push_back({{"item_id", it.item_id}, {"score", it.score}});
     j["items"] = std::move(items);
+    j["signals"] = signals;
+    j["degraded"] = degraded;
     res.set_content(j.dump(), kJson);
     recommend_latency_.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   });
@@ -271,6 +307,24 @@ std::string StreamService::metrics_text() const {
   }
   apply_latency_.render("freshrec_event_apply_seconds", "per-event engine apply time", out);
   recommend_latency_.render("freshrec_recommend_seconds", "GET /v1/recommend handling time", out);
+  {
+    const stream::DegradationCounters& d = fetcher_.counters();
+    render_metric(out, "freshrec_recommend_degraded_total", "counter", "recommends answered without every signal",
+                  static_cast<double>(d.degraded.load()));
+    render_metric(out, "freshrec_recommend_popularity_fallback_total", "counter",
+                  "recommends answered by popularity alone (every model signal late)",
+                  static_cast<double>(d.popularity_fallbacks.load()));
+    // One HELP/TYPE per family, one sample per source.
+    auto family = [&](const char* name, const char* help, const auto& counts) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+      for (int s = 0; s < stream::kNumSignals; ++s)
+        out += std::string(name) + "{source=\"" + stream::signal_name(static_cast<stream::Signal>(s)) + "\"} " +
+               std::to_string(counts[static_cast<std::size_t>(s)].load()) + "\n";
+    };
+    family("freshrec_signal_late_total", "signal fetches that missed the recommend budget", d.late);
+    family("freshrec_signal_shed_total", "signal fetches not started: the source was at its in-flight cap", d.shed);
+    family("freshrec_signal_failed_total", "signal fetches that threw", d.failed);
+  }
   {
     std::lock_guard<std::mutex> lock(version_mutex_);
     if (!model_version_.empty())

@@ -35,6 +35,9 @@ StreamService::StreamService(const StreamProcessConfig& config, const UpdaterOpt
   const auto timeout = std::chrono::duration<double>(config_.http.request_timeout_seconds);
   server_->set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
   server_->set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+  // Answers go out as headers then body; with Nagle on, a keep-alive client waits out its
+  // peer's delayed ACK (~40 ms) on every request.
+  server_->set_tcp_nodelay(true);
   install_routes();
   if (config_.http.port == 0) {
     port_ = server_->bind_to_any_port(config_.http.host);
@@ -93,12 +96,15 @@ nlohmann::json StreamService::run(const std::atomic<bool>& stop) {
   } catch (...) {
     updater_.store(nullptr, std::memory_order_release);
     if (server_) server_->stop();
+    if (server_thread_.joinable()) server_thread_.join();
+    fetcher_.wait_idle();  // late recommend fetches read the engine
     redis_.reset();
     throw;
   }
   // Requests in flight finish against a consistent engine; then nothing reads it.
   if (server_) server_->stop();
   if (server_thread_.joinable()) server_thread_.join();
+  fetcher_.wait_idle();  // late recommend fetches read the engine
   updater_.store(nullptr, std::memory_order_release);
   if (redis_) {
     const bool drained = redis_->flush(2.0);

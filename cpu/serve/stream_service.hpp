@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cpu/serve/metrics.hpp"
+#include "cpu/stream/latency_budget.hpp"
 #include "cpu/stream/updater.hpp"
 #include "cpu/stream/updater_config.hpp"
 
@@ -69,6 +70,8 @@ class StreamService {
   // Metrics written by the updater's hooks and the HTTP workers.
   LatencyBuckets apply_latency_{apply_latency_bounds()};
   LatencyBuckets recommend_latency_{request_latency_bounds()};
+  /// Gathers a recommend's signals under http.recommend_budget_ms (issue 8's latency budget).
+  stream::ParallelFeatureFetcher fetcher_{4, 2};
   std::atomic<std::uint64_t> events_accepted_{0};
   std::atomic<std::uint64_t> events_rejected_{0};
   std::atomic<std::uint64_t> dead_letters_{0};

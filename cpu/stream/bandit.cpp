@@ -11,7 +11,14 @@
 namespace freshrec::stream {
 namespace {
 
-inline std::size_t tri(int i) { return static_cast<std::size_t>(i) * (static_cast<std::size_t>(i) + 1) / 2; }
+inline std::size_t tri(int k) { return static_cast<std::size_t>(k) * (static_cast<std::size_t>(k) + 1) / 2; }
+// Packed lower triangle, column-major: column c holds rows c..k-1 contiguously from
+// col(c, k) = sum_{j<c} (k - j), so the rank-1 update and the solves run down contiguous
+// memory (and vectorise). The diagonal entry of column c is its first.
+inline std::size_t col(int c, int k) {
+  const auto cc = static_cast<std::size_t>(c), kk = static_cast<std::size_t>(k);
+  return cc * kk - (cc * (cc - (cc > 0 ? 1 : 0))) / 2;
+}
 
 std::uint64_t mix_key(std::uint64_t seed, std::uint64_t user, std::uint64_t request, std::uint64_t index) noexcept {
   std::uint64_t x = seed;
@@ -27,13 +34,12 @@ std::uint64_t mix_key(std::uint64_t seed, std::uint64_t user, std::uint64_t requ
 }  // namespace
 
 UserPosterior::UserPosterior(const float* prior_mean, int k, double prior_precision)
-    : k_(k), chol_(tri(k), 0.0), b_(static_cast<std::size_t>(k)), mean_(static_cast<std::size_t>(k)) {
+    : k_(k), chol_(tri(k), 0.0), b_(static_cast<std::size_t>(k)) {
   FRESHREC_ASSERT(k > 0 && prior_precision > 0.0);
   const double d = std::sqrt(prior_precision);
   for (int i = 0; i < k; ++i) {
-    chol_[tri(i) + static_cast<std::size_t>(i)] = d;
+    chol_[col(i, k)] = d;
     b_[static_cast<std::size_t>(i)] = prior_precision * static_cast<double>(prior_mean[i]);
-    mean_[static_cast<std::size_t>(i)] = static_cast<double>(prior_mean[i]);
   }
 }
 
@@ -55,68 +61,80 @@ bool UserPosterior::update(const float* x, double y, double w, double noise_vari
   // Rank-1 Cholesky update of A = L L^T to A + v v^T (Golub & Van Loan); L stays positive
   // on its diagonal because the update only adds.
   for (int c = 0; c < k_; ++c) {
-    double& lcc = chol_[tri(c) + static_cast<std::size_t>(c)];
-    const double r = std::hypot(lcc, v[c]);
-    const double cs = r / lcc, sn = v[c] / lcc;
-    lcc = r;
+    double* lc = &chol_[col(c, k_)];  // lc[i - c] = L(i, c)
+    const double lcc = lc[0];
+    // sqrt of the sum rather than std::hypot: hypot's overflow care costs ~20x here, and
+    // both terms are bounded (finite input, positive diagonal).
+    const double r = std::sqrt(lcc * lcc + v[c] * v[c]);
+    const double cs = r / lcc, sn = v[c] / lcc, inv_cs = lcc / r;
+    lc[0] = r;
     for (int i = c + 1; i < k_; ++i) {
-      double& lic = chol_[tri(i) + static_cast<std::size_t>(c)];
-      lic = (lic + sn * v[i]) / cs;
+      double& lic = lc[i - c];
+      lic = (lic + sn * v[i]) * inv_cs;
       v[i] = cs * v[i] - sn * lic;
     }
   }
   const double wy = w / noise_variance * y;
   for (int i = 0; i < k_; ++i) b_[static_cast<std::size_t>(i)] += wy * static_cast<double>(x[i]);
   ++observations_;
-  refresh_mean();
   return true;
 }
 
 void UserPosterior::rebase(const float* old_mean, const float* new_mean, double prior_precision) {
   for (int i = 0; i < k_; ++i)
     b_[static_cast<std::size_t>(i)] += prior_precision * (static_cast<double>(new_mean[i]) - static_cast<double>(old_mean[i]));
-  refresh_mean();
 }
 
-void UserPosterior::refresh_mean() {
-  // A mean = b: forward solve L y = b, then back solve L^T mean = y.
-  for (int i = 0; i < k_; ++i) {
-    double acc = b_[static_cast<std::size_t>(i)];
-    const double* row = &chol_[tri(i)];
-    for (int j = 0; j < i; ++j) acc -= row[j] * mean_[static_cast<std::size_t>(j)];
-    mean_[static_cast<std::size_t>(i)] = acc / row[i];
+std::vector<double> UserPosterior::mean() const {
+  std::vector<double> m(static_cast<std::size_t>(k_));
+  mean_into(m.data());
+  return m;
+}
+
+namespace {
+// Solves L y = rhs in place (column-oriented forward substitution).
+void forward(const std::vector<double>& chol, int k, double* y) {
+  for (int c = 0; c < k; ++c) {
+    const double* lc = &chol[col(c, k)];
+    y[c] /= lc[0];
+    const double yc = y[c];
+    for (int i = c + 1; i < k; ++i) y[i] -= lc[i - c] * yc;
   }
-  for (int i = k_ - 1; i >= 0; --i) {
-    double acc = mean_[static_cast<std::size_t>(i)];
-    for (int j = i + 1; j < k_; ++j) acc -= chol_[tri(j) + static_cast<std::size_t>(i)] * mean_[static_cast<std::size_t>(j)];
-    mean_[static_cast<std::size_t>(i)] = acc / chol_[tri(i) + static_cast<std::size_t>(i)];
+}
+// Solves L^T x = rhs in place (row i of L^T is column i of L: contiguous).
+void backward(const std::vector<double>& chol, int k, double* x) {
+  for (int i = k - 1; i >= 0; --i) {
+    const double* li = &chol[col(i, k)];
+    double acc = x[i];
+    for (int j = i + 1; j < k; ++j) acc -= li[j - i] * x[j];
+    x[i] = acc / li[0];
   }
+}
+}  // namespace
+
+void UserPosterior::mean_into(double* m) const {
+  // A mean = b: L y = b, then L^T mean = y.
+  std::copy(b_.begin(), b_.end(), m);
+  forward(chol_, k_, m);
+  backward(chol_, k_, m);
 }
 
 void UserPosterior::sample_offset(const double* z, double* offset) const {
-  // L^T offset = z by back substitution: cov(offset) = L^-T L^-1 = A^-1.
-  for (int i = k_ - 1; i >= 0; --i) {
-    double acc = z[i];
-    for (int j = i + 1; j < k_; ++j) acc -= chol_[tri(j) + static_cast<std::size_t>(i)] * offset[j];
-    offset[i] = acc / chol_[tri(i) + static_cast<std::size_t>(i)];
-  }
+  // L^T offset = z: cov(offset) = L^-T L^-1 = A^-1.
+  std::copy(z, z + k_, offset);
+  backward(chol_, k_, offset);
 }
 
 double UserPosterior::variance_along(const float* x) const {
-  std::vector<double> y(static_cast<std::size_t>(k_));
+  std::vector<double> y(x, x + k_);
+  forward(chol_, k_, y.data());
   double sum = 0.0;
-  for (int i = 0; i < k_; ++i) {
-    double acc = static_cast<double>(x[i]);
-    const double* row = &chol_[tri(i)];
-    for (int j = 0; j < i; ++j) acc -= row[j] * y[static_cast<std::size_t>(j)];
-    y[static_cast<std::size_t>(i)] = acc / row[i];
-    sum += y[static_cast<std::size_t>(i)] * y[static_cast<std::size_t>(i)];
-  }
+  for (double v : y) sum += v * v;
   return sum;
 }
 
 std::size_t UserPosterior::memory_bytes() const noexcept {
-  return sizeof(double) * (chol_.size() + b_.size() + mean_.size()) + sizeof(observations_);
+  return sizeof(double) * (chol_.size() + b_.size()) + sizeof(observations_);
 }
 
 void UserPosterior::save(BinaryWriter& w) const {
@@ -132,11 +150,9 @@ UserPosterior UserPosterior::load(BinaryReader& r, int k) {
   p.chol_ = r.get_vector<double>(tri(k));
   p.b_ = r.get_vector<double>(static_cast<std::uint64_t>(k));
   for (int i = 0; i < k; ++i) {
-    const double d = p.chol_[tri(i) + static_cast<std::size_t>(i)];
+    const double d = p.chol_[col(i, k)];
     if (!(std::isfinite(d) && d > 0.0)) r.fail("bandit posterior: Cholesky diagonal is not positive");
   }
-  p.mean_.assign(static_cast<std::size_t>(k), 0.0);
-  p.refresh_mean();
   return p;
 }
 

@@ -48,8 +48,10 @@ struct ExploreConfig {
 };
 
 /// Gaussian posterior over one user's vector, dimension k, in host memory:
-/// k(k+1)/2 doubles of packed Cholesky factor of the precision, k of b and k of the cached
-/// mean, plus one counter: 8 (k(k+1)/2 + 2k) + 8 bytes, i.e. 4.7 KiB for k = 32, 17 KiB for k = 64.
+/// k(k+1)/2 doubles of packed Cholesky factor of the precision and k of b, plus one counter:
+/// 8 (k(k+1)/2 + k) + 8 bytes, i.e. 4.5 KiB for k = 32, 17 KiB for k = 64. The mean is not
+/// stored: the hot path (one update per closed impression) never needs it, and a reader
+/// computes it in O(k^2) when it does.
 class UserPosterior {
  public:
   UserPosterior() = default;
@@ -64,8 +66,10 @@ class UserPosterior {
   /// keeping the evidence: b += prior_precision (new - old).
   void rebase(const float* old_mean, const float* new_mean, double prior_precision);
 
-  /// The posterior mean (k doubles).
-  const std::vector<double>& mean() const noexcept { return mean_; }
+  /// The posterior mean A^-1 b (k doubles), two triangular solves, O(k^2).
+  std::vector<double> mean() const;
+  /// The same into `out` (k doubles), no allocation.
+  void mean_into(double* out) const;
   /// A draw minus the mean: L^-T z for standard normals z (k doubles in/out), so that
   /// mean() + offset ~ N(mean, A^-1).
   void sample_offset(const double* z, double* offset) const;
@@ -82,11 +86,9 @@ class UserPosterior {
   static UserPosterior load(BinaryReader& r, int k);
 
  private:
-  void refresh_mean();
   int k_ = 0;
   std::vector<double> chol_;  ///< packed lower-triangular L, row i at i(i+1)/2, A = L L^T
   std::vector<double> b_;
-  std::vector<double> mean_;
   std::uint64_t observations_ = 0;
 };
 

@@ -65,9 +65,21 @@ void ParallelFeatureFetcher::worker() {
       if (queue_.empty()) return;  // stop_ and drained: queued fetches still run, so their captures are released
       job = std::move(queue_.front());
       queue_.pop_front();
+      ++running_;
     }
     job();
+    job = nullptr;  // release the fetch's captures before reporting idle
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --running_;
+      if (running_ == 0 && queue_.empty()) idle_cv_.notify_all();
+    }
   }
+}
+
+void ParallelFeatureFetcher::wait_idle() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_cv_.wait(lock, [this] { return running_ == 0 && queue_.empty(); });
 }
 
 GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono::nanoseconds budget) {

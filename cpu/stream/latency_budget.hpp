@@ -73,6 +73,10 @@ class ParallelFeatureFetcher {
   /// number of callers may gather at once.
   GatherReport gather(std::vector<Task> tasks, std::chrono::nanoseconds budget);
 
+  /// Blocks until no fetch is queued or running (late ones included): call before tearing
+  /// down what the fetches read (the engine), after the last gather has returned.
+  void wait_idle();
+
   const DegradationCounters& counters() const noexcept { return counters_; }
   DegradationCounters& counters() noexcept { return counters_; }
 
@@ -85,6 +89,8 @@ class ParallelFeatureFetcher {
   DegradationCounters counters_;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable idle_cv_;
+  std::size_t running_ = 0;
   std::deque<std::function<void()>> queue_;
   bool stop_ = false;
   std::vector<std::thread> threads_;

@@ -65,6 +65,7 @@ struct HttpSettings {
   bool require_token_for_events = false;  ///< POST /v1/events needs the token too
   std::string journal = "stream-http-journal.ndjson";  ///< where accepted POSTed lines are appended (fsync before 200)
   int max_k = 1000;                       ///< largest k a recommend request may ask for
+  double recommend_budget_ms = 20.0;      ///< deadline of one recommend's signal gathering (late signals are dropped)
 };
 
 /// "redis:" — the real-time feature store (cpu/io/redis_feature_store.hpp).

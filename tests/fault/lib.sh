@@ -35,9 +35,11 @@ make_shop() {
 
 # stream <tag> [args…]: one updater run over $WORK/events.ndjson; stats in $WORK/s-<tag>.json,
 # stderr in $WORK/err-<tag>.txt; returns the exit code.
+# RUN_PREFIX (an array, default empty) goes in front of the binary: /usr/bin/time, valgrind.
+RUN_PREFIX=()
 stream() {
   local tag=$1; shift
-  "$BIN/freshrec-stream" --config "$STREAM_CONFIG" --until-eof --quiet --set model.dir="$WORK/models" \
+  "${RUN_PREFIX[@]}" "$BIN/freshrec-stream" --config "$STREAM_CONFIG" --until-eof --quiet --set model.dir="$WORK/models" \
     --set source.path="$WORK/events.ndjson" --set checkpoint.dir="$WORK/ck-$tag" \
     --set dead_letter.path="$WORK/dl-$tag.ndjson" \
     --stats-out "$WORK/s-$tag.json" "$@" >/dev/null 2>"$WORK/err-$tag.txt"

@@ -58,7 +58,7 @@ TEST(UserPosterior, MeanAndVarianceMatchADirectSolve) {
   }
   EXPECT_LT(((M * M.transpose()) - A.inverse()).norm(), 1e-10);
   EXPECT_EQ(post.observations(), 40u);
-  EXPECT_EQ(post.memory_bytes(), 8u * (15 + 10) + 8u);
+  EXPECT_EQ(post.memory_bytes(), 8u * (15 + 5) + 8u);
 }
 
 TEST(UserPosterior, RefusesNonFiniteUpdatesAndRoundTrips) {

@@ -125,7 +125,9 @@ TEST(HostileParser, DeeplyNestedJsonIsRejectedWithAReason) {
     if (depth > 1024) {
       EXPECT_FALSE(ok) << "depth " << depth;  // past simdjson's depth limit
     }
-    if (!ok) EXPECT_FALSE(reason.empty());
+    if (!ok) {
+      EXPECT_FALSE(reason.empty());
+    }
     reason.clear();
     EXPECT_FALSE(parser.parse(known, view, reason)) << "depth " << depth;
     EXPECT_FALSE(reason.empty());
@@ -135,7 +137,7 @@ TEST(HostileParser, DeeplyNestedJsonIsRejectedWithAReason) {
 TEST(HostileParser, InvalidUtf8IsRejected) {
   NdjsonEventParser parser;
   EventView view;
-  for (const std::string bad : {std::string("\xff\xfe"), std::string("\xc3\x28"), std::string("\xed\xa0\x80"),
+  for (const std::string& bad : {std::string("\xff\xfe"), std::string("\xc3\x28"), std::string("\xed\xa0\x80"),
                                 std::string("a\xf0\x28\x8c\xbc")}) {
     std::string reason;
     EXPECT_FALSE(parser.parse(event_line(bad, "i1", "view", "1700000000"), view, reason));
@@ -165,7 +167,7 @@ TEST(HostileParser, NonFiniteAndOutOfRangeNumbersAreRejectedByTheParser) {
 TEST(HostileParser, UnknownEventTypesAreRejectedByName) {
   NdjsonEventParser parser;
   EventView view;
-  for (const std::string type : {"VIEW", "delete_all", "", "view\\u0000"}) {
+  for (const char* type : {"VIEW", "delete_all", "", "view\\u0000"}) {
     std::string reason;
     EXPECT_FALSE(parser.parse(event_line("u1", "i1", type, "1700000000"), view, reason)) << type;
     EXPECT_NE(reason.find("event_type"), std::string::npos) << reason;
@@ -222,7 +224,9 @@ TEST(HostileEngine, HugeRatingsPricesAndTimestampsNeverReachAFactor) {
         e.category = "cat";
         const ApplyResult r = engine.apply(e);
         (r.accepted ? accepted : rejected) += 1;
-        if (!r.accepted) EXPECT_FALSE(r.reason.empty());
+        if (!r.accepted) {
+          EXPECT_FALSE(r.reason.empty());
+        }
       }
     }
   }
@@ -359,7 +363,7 @@ TEST(HostileUpdater, EveryHostileLineIsCountedAndTheRunGoesOn) {
   while (std::getline(in, line)) {
     ++n;
     EXPECT_LE(line.size(), 4096u + 1024u);
-    EXPECT_NO_THROW((void)nlohmann::json::parse(line)) << line.substr(0, 200);
+    EXPECT_TRUE(nlohmann::json::accept(line)) << line.substr(0, 200);
   }
   EXPECT_EQ(n, dead);
 }
