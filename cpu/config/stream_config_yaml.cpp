@@ -172,6 +172,23 @@ void read_guard(YamlSection& s, GuardConfig& c) {
   s.get("holdout_probability", c.holdout_probability, 0.0, 1.0);
   get_size(s, "cycle_events", c.cycle_events, 1, 100'000'000);
   s.get("tolerance", c.tolerance, 0.0, 1e9);
+  s.get("log_decisions", c.log_decisions);
+  s.get("log_min_interval_seconds", c.log_min_interval_seconds, 0.0, 1e9);
+}
+
+void read_explore(YamlSection& s, stream::ExploreConfig& c) {
+  s.get_enum("policy", c.policy,
+             {{"greedy", stream::ExplorePolicy::kGreedy}, {"epsilon", stream::ExplorePolicy::kEpsilon},
+              {"thompson", stream::ExplorePolicy::kThompson}});
+  s.get("slots", c.slots, 0, 1000);
+  s.get("epsilon", c.epsilon, 0.0, 1.0);
+  s.get("prior_precision", c.prior_precision, 1e-9, 1e9);
+  s.get("noise_variance", c.noise_variance, 1e-9, 1e9);
+  s.get("item_sigma", c.item_sigma, 1e-9, 1e6);
+  s.get("reward_window_seconds", c.reward_window_seconds, 1e-3, 1e9);
+  s.get("impression_weight", c.impression_weight, 0.0, 1e3);
+  get_size(s, "max_pending_impressions", c.max_pending_impressions, 1, kMaxCount);
+  get_size(s, "max_items_per_impression", c.max_items_per_impression, 1, 100000);
 }
 
 void read_blend(YamlSection& s, BlendConfig& c) {
@@ -212,6 +229,7 @@ void read_stream(YamlSection& s, StreamConfig& c) {
   s.section("blend", [&](YamlSection& x) { read_blend(x, c.blend); });
   s.section("context", [&](YamlSection& x) { read_context(x, c.context); });
   s.section("memory", [&](YamlSection& x) { read_memory(x, c.memory); });
+  s.section("explore", [&](YamlSection& x) { read_explore(x, c.explore); });
   s.get("seed", c.seed);
   get_size(s, "journal_capacity", c.journal_capacity, 0, kMaxCount);
 }

@@ -56,6 +56,17 @@ void validate(const StreamConfig& c) {
   if (!(c.guard.replay_ratio >= 0 && c.guard.replay_ratio < 1)) bad("guard.replay_ratio", "must be in [0, 1)");
   if (c.guard.cycle_events < 1) bad("guard.cycle_events", "must be >= 1");
   if (c.memory.max_users < 1) bad("memory.max_users", "must be >= 1");
+  const auto& x = c.explore;
+  if (x.slots < 0) bad("explore.slots", "must be >= 0");
+  if (!(x.epsilon >= 0 && x.epsilon <= 1)) bad("explore.epsilon", "must be in [0, 1]");
+  if (!(x.prior_precision > 0) || !std::isfinite(x.prior_precision)) bad("explore.prior_precision", "must be finite and > 0");
+  if (!(x.noise_variance > 0) || !std::isfinite(x.noise_variance)) bad("explore.noise_variance", "must be finite and > 0");
+  if (!(x.item_sigma > 0) || !std::isfinite(x.item_sigma)) bad("explore.item_sigma", "must be finite and > 0");
+  if (!(x.reward_window_seconds > 0) || !std::isfinite(x.reward_window_seconds))
+    bad("explore.reward_window_seconds", "must be finite and > 0");
+  if (!(x.impression_weight >= 0) || !std::isfinite(x.impression_weight)) bad("explore.impression_weight", "must be finite and >= 0");
+  if (x.max_pending_impressions < 1) bad("explore.max_pending_impressions", "must be >= 1");
+  if (x.max_items_per_impression < 1) bad("explore.max_items_per_impression", "must be >= 1");
 }
 }  // namespace
 
@@ -78,8 +89,23 @@ Core::Core(const StreamConfig& config, std::shared_ptr<const FactorModel> baseli
   user_stamp_.reserve(expect);
   user_undo_at_.reserve(expect);
   user_windows_.reserve(expect);
+  if (cfg_.explore.slots > 0) {
+    ExplorerConfig ec;
+    ec.explore = cfg_.explore;
+    ec.seed = cfg_.seed;
+    explorer_ = std::make_unique<Explorer>(ec);
+  }
   rebuild_sampler();
   start_cycle();
+}
+
+void Core::observe_exploration(const Event& e) {
+  if (!explorer_) return;
+  weak_scratch_.clear();
+  explorer_->observe(e, *base_, &weak_scratch_);
+  if (cfg_.explore.impression_weight > 0.0f)
+    for (const auto& [user, item] : weak_scratch_) learn_weak_negative(user, item);
+  weak_scratch_.clear();
 }
 
 void Core::install_baseline(std::shared_ptr<const FactorModel> model, std::shared_ptr<const BaselineInfo> info) {
@@ -302,6 +328,18 @@ ApplyResult Core::apply(const Event& e) {
   if (e.user_id.empty()) return reject("user_id is empty");
   if (!std::isfinite(e.timestamp)) return reject("timestamp is not finite");
   if (static_cast<int>(e.type) >= kNumEventTypes) return reject("unknown event type");
+  if (e.type == EventType::kImpression) {
+    // What the user was shown, not what they did: no session, window or SGD step of its own;
+    // it only opens reward windows in the explorer (when exploration is on).
+    if (e.items.empty()) return reject("impression lists no items (properties.items)");
+    for (const std::string& i : e.items)
+      if (i.empty()) return reject("impression lists an empty item id (properties.items)");
+    ++counters_.events;
+    if (!seen_any_ || e.timestamp > watermark_) watermark_ = e.timestamp;
+    seen_any_ = true;
+    observe_exploration(e);
+    return ApplyResult{true, {}};
+  }
   if (e.item_id.empty() && e.type != EventType::kSearch)
     return reject(std::string("item_id is empty for a ") + std::string(event_type_name(e.type)) + " event");
   if (!std::isnan(e.price) && !(std::isfinite(e.price) && e.price >= 0)) return reject("price is not a finite non-negative number");
@@ -362,6 +400,7 @@ ApplyResult Core::apply(const Event& e) {
       replay_step();
     }
   }
+  observe_exploration(e);
   if (sampler_next_.building()) advance_sampler();
   if (++cycle_events_ >= cfg_.guard.cycle_events) end_cycle();
   return ApplyResult{true, {}};

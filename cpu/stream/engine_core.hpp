@@ -15,6 +15,7 @@
 #include "cpu/model/factor_model.hpp"
 #include "cpu/stream/alias_table.hpp"
 #include "cpu/stream/dense_ids.hpp"
+#include "cpu/stream/explorer.hpp"
 #include "cpu/stream/rng.hpp"
 #include "cpu/stream/session.hpp"
 #include "cpu/stream/stream_config.hpp"
@@ -92,6 +93,8 @@ class Core {
   double watermark() const noexcept { return watermark_; }
   const StreamCounters& counters() const noexcept { return counters_; }
   std::size_t tracked_users() const noexcept { return tracked_; }
+  /// The bandit explorer, or null when explore.slots is 0.
+  const Explorer* explorer() const noexcept { return explorer_.get(); }
 
  private:
   friend class CoreSerializer;
@@ -105,6 +108,8 @@ class Core {
   void push_journal(const LearnRecord& r);
   void prefetch_rows(std::uint32_t ukey, std::uint32_t item) const;
   void install_baseline(std::shared_ptr<const FactorModel> model, std::shared_ptr<const BaselineInfo> info);
+  /// Feeds an accepted event to the explorer and trains the weak negatives it closes.
+  void observe_exploration(const Event& e);
   // --- online_sgd.cpp
   /// negatives_drawn: draw_negatives(r, rng) already ran for this record (live events).
   void learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng, bool negatives_drawn = false);
@@ -119,6 +124,10 @@ class Core {
   void init_new_item(std::uint32_t item, const float* user_vec);
   void refresh_norm(std::uint32_t item);
   float learning_factor(std::int32_t slot) const;
+  /// An impression of `item` to `user` closed without a click or purchase: one squared-loss
+  /// step toward 0 with weight explore.impression_weight (not journaled, part of the guard
+  /// cycle's undo like any other step). Users no longer tracked and unknown items are skipped.
+  void learn_weak_negative(const std::string& user, const std::string& item);
   std::vector<float> lr_table_;   ///< lr_decay^n for n < size (derived from the config)
   bool lr_table_floor_ = false;   ///< beyond the table: the floor (else std::pow)
   // --- foldin.cpp
@@ -142,6 +151,11 @@ class Core {
   void advance_sampler();
   std::size_t sampler_budget() const;
   // --- recommend.cpp
+  /// The exact greedy top-k (recommend without exploration).
+  Recommendation recommend_greedy(const RecommendRequest& request) const;
+  /// The greedy score of a cold candidate for `request`, -inf when the request excludes it
+  /// (page item, cart, purchases, a new item not yet recommendable, an unknown item).
+  float explore_score(const RecommendRequest& request, const std::string& item, double t) const;
   struct RequestView;
   RequestView view_of(std::string_view user_id, double t, float beta_scale) const;
   float popularity(std::uint32_t item) const;
@@ -227,6 +241,10 @@ class Core {
   // Journal for hot swaps (ring).
   std::vector<LearnRecord> journal_;
   std::size_t journal_head_ = 0;
+
+  // Bandit exploration (null when explore.slots is 0): checkpointed and digested with the rest.
+  std::unique_ptr<Explorer> explorer_;
+  std::vector<std::pair<std::string, std::string>> weak_scratch_;
 
   bool seen_any_ = false;
   double watermark_ = 0.0;

@@ -69,7 +69,8 @@ void Explorer::close(const ImpressionOutcome& o, const FactorModel& baseline) {
   if (p->update(q, o.rewarded ? 1.0 : 0.0, 1.0, cfg_.explore.noise_variance)) ++counters_.posterior_updates;
 }
 
-void Explorer::observe(const Event& e, const FactorModel& baseline) {
+void Explorer::observe(const Event& e, const FactorModel& baseline,
+                       std::vector<std::pair<std::string, std::string>>* weak_negatives) {
   tracker_.expire(e.timestamp, scratch_);
   auto [uit, fresh] = user_index_.emplace(e.user_id, static_cast<std::uint32_t>(user_names_.size()));
   if (fresh) user_names_.push_back(e.user_id);
@@ -88,16 +89,27 @@ void Explorer::observe(const Event& e, const FactorModel& baseline) {
     if (e.type == EventType::kClick || e.type == EventType::kPurchase)
       tracker_.on_engagement(user, item_key(e.item_id), e.timestamp, scratch_);
   }
-  for (const auto& o : scratch_) close(o, baseline);
+  for (const auto& o : scratch_) {
+    close(o, baseline);
+    if (weak_negatives && !o.rewarded) weak_negatives->emplace_back(user_names_[o.user], item_names_[o.item]);
+  }
   scratch_.clear();
 }
 
 Recommendation Explorer::recommend(const StreamEngine& engine, const RecommendRequest& request, std::uint64_t request_number) const {
+  const auto baseline = engine.baseline();
+  return recommend([&](const RecommendRequest& r) { return engine.recommend(r); },
+                   [&](const std::string& u, const std::string& i, double t) { return engine.score(u, i, t); },
+                   *baseline, engine.watermark(), request, request_number);
+}
+
+Recommendation Explorer::recommend(const GreedyFn& greedy_fn, const ScoreFn& score_fn, const FactorModel& base,
+                                   double watermark, const RecommendRequest& request, std::uint64_t request_number) const {
   RecommendRequest wide = request;
   wide.k = request.k + std::max(cfg_.pool, 0);
-  const double t = request.time ? *request.time : engine.watermark();
+  const double t = request.time ? *request.time : watermark;
   wide.time = t;
-  Recommendation greedy = engine.recommend(wide);
+  Recommendation greedy = greedy_fn(wide);
   if (cfg_.explore.policy == ExplorePolicy::kGreedy || request.k <= 0) {
     if (static_cast<int>(greedy.items.size()) > request.k) greedy.items.resize(static_cast<std::size_t>(std::max(request.k, 0)));
     return greedy;
@@ -112,12 +124,12 @@ Recommendation Explorer::recommend(const StreamEngine& engine, const RecommendRe
   for (const std::string& c : cold_) {
     if (std::find(ids.begin(), ids.end(), c) != ids.end()) continue;
     if (std::find(request.cart_items.begin(), request.cart_items.end(), c) != request.cart_items.end()) continue;
-    const float s = engine.score(request.user_id, c, t);
+    const float s = score_fn(request.user_id, c, t);
     if (!std::isfinite(s)) continue;
     ids.push_back(c);
     scores.push_back(s);
   }
-  const auto baseline = engine.baseline();
+  const FactorModel* baseline = &base;
   const int k = static_cast<int>(baseline->item_factors.cols());
   std::vector<float> vectors(ids.size() * static_cast<std::size_t>(k), 0.0f);
   std::vector<float> sd(ids.size());
@@ -135,7 +147,7 @@ Recommendation Explorer::recommend(const StreamEngine& engine, const RecommendRe
   if (auto it = users_.find(request.user_id); it != users_.end()) post = &it->second.posterior;
   std::uint64_t req = request_number;
   if (req == 0) {
-    const double w = engine.watermark();
+    const double w = watermark;
     std::memcpy(&req, &w, sizeof req);
   }
   const ItemEvidence none;

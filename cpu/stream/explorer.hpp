@@ -12,6 +12,7 @@
 /// so a replay of the same events gives the same recommendations.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <list>
 #include <string>
@@ -50,12 +51,25 @@ class Explorer {
   /// Feeds one accepted event (call after StreamEngine::apply): an impression starts its
   /// reward window; a click or purchase of a shown item is a reward; outcomes whose window
   /// closed update the user's posterior (seeded from `baseline`'s vector on first use).
-  void observe(const Event& event, const FactorModel& baseline);
+  /// `weak_negatives` (optional) receives the (user id, item id) pairs whose impression closed
+  /// without a reward during this call, for the caller's online SGD.
+  void observe(const Event& event, const FactorModel& baseline,
+               std::vector<std::pair<std::string, std::string>>* weak_negatives = nullptr);
 
   /// Top-k with exploration. `request` = 0 uses the watermark's bits. The items of the
   /// request's cart and the purchases the engine excludes never appear (they are not in the
   /// engine's candidates; cold candidates are checked against the cart).
   Recommendation recommend(const StreamEngine& engine, const RecommendRequest& request, std::uint64_t request_number = 0) const;
+
+  /// The greedy ranking of a request (already excluding cart, purchases, page item).
+  using GreedyFn = std::function<Recommendation(const RecommendRequest&)>;
+  /// The greedy score of (user, item) at time t; non-finite = the item may not be shown.
+  using ScoreFn = std::function<float(const std::string& user, const std::string& item, double t)>;
+  /// The same as above on an engine's internals (the engine calls this under its own lock):
+  /// `greedy` and `score` stand for StreamEngine::recommend and ::score, `watermark` for its
+  /// watermark, `baseline` for its nightly model.
+  Recommendation recommend(const GreedyFn& greedy, const ScoreFn& score, const FactorModel& baseline, double watermark,
+                           const RecommendRequest& request, std::uint64_t request_number = 0) const;
 
   /// Canonical serialisation (checkpoint and digest); restore throws IntegrityError on bad bytes.
   void save(std::ostream& out) const;

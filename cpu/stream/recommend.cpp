@@ -150,6 +150,35 @@ float Core::exact_score(const RequestView& v, std::uint32_t item, double t, floa
 // the top-k with ties to the smaller item key. On random 100K x 64 models the superset is
 // typically k plus a few items.
 Recommendation Core::recommend(const RecommendRequest& req) const {
+  if (!explorer_ || req.k <= 0) return recommend_greedy(req);
+  // The explorer re-ranks the greedy top (k + pool) plus its cold candidates; its draw is keyed
+  // on the watermark, so the same events give the same recommendations.
+  return explorer_->recommend([this](const RecommendRequest& r) { return recommend_greedy(r); },
+                              [this, &req](const std::string&, const std::string& item, double t) {
+                                return explore_score(req, item, t);
+                              },
+                              *base_, watermark_, req);
+}
+
+float Core::explore_score(const RecommendRequest& req, const std::string& item_id, double t) const {
+  constexpr float kNever = -std::numeric_limits<float>::infinity();
+  const auto item = item_ids_.find(item_id);
+  if (!item) return kNever;
+  const std::uint32_t i = *item;
+  if (item_base_row_[i] < 0 && item_events_[i] < static_cast<std::uint32_t>(std::max(0, cfg_.new_items.min_events)))
+    return kNever;
+  if (!req.page_item_id.empty() && req.page_item_id == item_id) return kNever;
+  for (const std::string& c : req.cart_items)
+    if (c == item_id) return kNever;
+  if (cfg_.session.exclude_purchased)
+    if (const auto u = user_ids_.find(req.user_id); u && user_slot_[*u] >= 0) {
+      const auto& bought = users_[user_slot_[*u]].purchased;
+      if (std::find(bought.begin(), bought.end(), i) != bought.end()) return kNever;
+    }
+  return score(req.user_id, item_id, t);
+}
+
+Recommendation Core::recommend_greedy(const RecommendRequest& req) const {
   Recommendation out;
   const double t = req.time ? *req.time : watermark_;
   out.time = t;

@@ -9,6 +9,7 @@
 #include <istream>
 #include <iterator>
 #include <ostream>
+#include <sstream>
 
 #include "cpu/stream/binary_io.hpp"
 #include "cpu/stream/engine_core.hpp"
@@ -17,7 +18,10 @@ namespace freshrec::stream {
 
 namespace {
 constexpr const char* kMagic = "freshrec-stream-state";
-constexpr std::uint32_t kVersion = 2;  // 2: the stepped sampler rebuild in progress
+// 2: the stepped sampler rebuild in progress; 3: the bandit explorer's state (a flag, then
+// its own canonical bytes). Version-2 files are refused: they lack the explorer and the
+// impression semantics they were written under differ.
+constexpr std::uint32_t kVersion = 3;
 
 void put_record(BinaryWriter& w, const LearnRecord& r) {
   w.put(r.user);
@@ -197,6 +201,12 @@ void Core::save(std::ostream& out, bool learned_only) const {
     w.put_array(&undo_floats_[e.offset], k);
   }
   put_ring(w, journal_, journal_.size() < cfg_.journal_capacity ? 0 : journal_head_);
+  w.put<std::uint8_t>(explorer_ != nullptr);
+  if (explorer_) {
+    std::ostringstream ex;
+    explorer_->save(ex);
+    w.put_string(ex.str());
+  }
   w.flush();
 }
 
@@ -438,6 +448,15 @@ void Core::restore(std::istream& in) {
   }
   get_ring(journal_, cfg_.journal_capacity);
   journal_head_ = 0;
+  const bool has_explorer = rd.get<std::uint8_t>() != 0;
+  if (has_explorer) {
+    // Exploration state cannot be dropped silently: its posteriors and pending impressions
+    // would be lost and the continuation would differ from the run that wrote it.
+    if (!explorer_) rd.fail("checkpoint holds exploration state but explore.slots is 0");
+    std::istringstream ex(rd.get_string());
+    explorer_->restore(ex);
+  }
+  // A checkpoint without it and exploration on now: the explorer starts empty (constructor).
   if (!rd.at_end()) rd.fail("trailing bytes");
 
   // Derived state.

@@ -75,6 +75,7 @@ bool Session::observe(const SessionConfig& cfg, EventType type, double t, std::u
       if (!query.empty()) insert_bounded(queries, TimedQuery{query, t}, cfg.recent_queries);
       break;
     case EventType::kRating: break;
+    case EventType::kImpression: break;  // what was shown, not what the user did (the engine keeps it out of sessions)
   }
   return true;
 }

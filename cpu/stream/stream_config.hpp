@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/data/event_type.hpp"
+#include "cpu/stream/bandit.hpp"
 
 namespace freshrec {
 
@@ -117,6 +118,15 @@ struct StreamConfig {
   BlendConfig blend;
   ContextConfig context;
   MemoryConfig memory;
+  /// Bandit exploration ("stream.explore:"). slots = 0 (the default) turns the whole explorer
+  /// off: impressions are then accepted but change nothing beyond the event count and the
+  /// watermark, and recommend is the greedy ranking. With slots > 0 the engine tracks
+  /// impressions (rewards, weak negatives into the SGD with weight impression_weight), keeps
+  /// per-user Thompson posteriors and gives at most `slots` of the top-k to exploration.
+  /// Host memory when on: at most 100000 posteriors (least recently active evicted), each
+  /// 8 (k(k+1)/2 + k) + 8 bytes (17 KiB at k = 64), plus the pending impressions (bounded by
+  /// max_pending_impressions) and one id string per user and item the explorer has seen.
+  stream::ExploreConfig explore{stream::ExplorePolicy::kThompson, /*slots=*/0};
   std::uint64_t seed = 42;
   std::size_t journal_capacity = 1000000;  ///< events kept for re-application after a hot swap
 };

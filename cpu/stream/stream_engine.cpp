@@ -137,7 +137,14 @@ std::size_t StreamEngine::tracked_users() const {
 
 StreamCounters StreamEngine::counters() const {
   std::shared_lock lock(impl_->mutex);
-  return impl_->core->counters();
+  StreamCounters c = impl_->core->counters();
+  if (const stream::Explorer* x = impl_->core->explorer()) {
+    c.impressions = x->counters().impressions;
+    c.impression_rewards = x->counters().rewards;
+    c.weak_negatives = x->counters().weak_negatives;
+    c.explored_users = x->tracked_users();
+  }
+  return c;
 }
 
 const StreamConfig& StreamEngine::config() const { return impl_->core->config(); }

@@ -76,6 +76,11 @@ struct StreamCounters {
   std::uint64_t new_users = 0;
   std::uint64_t new_items = 0;
   double last_guard_loss = 0.0;
+  // Bandit exploration (zero while explore.slots is 0).
+  std::uint64_t impressions = 0;         ///< impression events seen by the explorer
+  std::uint64_t impression_rewards = 0;  ///< shown items clicked/purchased within the reward window
+  std::uint64_t weak_negatives = 0;      ///< shown items whose window closed without one
+  std::uint64_t explored_users = 0;      ///< users holding a posterior now (bounded, see ExplorerConfig)
 };
 
 /// The long-lived streaming state on top of one nightly model. Single writer

@@ -56,6 +56,14 @@ extern "C" void on_stop_signal(int) {
 
 StreamUpdater::StreamUpdater(const StreamProcessConfig& config, const UpdaterOptions& options)
     : config_(config), options_(options) {
+  // Guard decisions (stream.guard.log_decisions) go to this process's log, prefixed like
+  // its other lines; --quiet (no log) silences them too.
+  if (!options_.log) {
+    config_.stream.guard.log_decisions = false;
+  } else if (!config_.stream.guard.decision_log) {
+    std::FILE* log = options_.log;
+    config_.stream.guard.decision_log = [log](const char* line) { std::fprintf(log, "freshrec-stream: %s\n", line); };
+  }
   SnapshotInfo info;
   auto latest = std::make_shared<const FactorModel>(load_latest(config_.model.dir, &info));
   version_ = info.version;
@@ -384,6 +392,10 @@ nlohmann::json StreamUpdater::stats() const {
   j["guard_accepts"] = c.guard_accepts;
   j["guard_rollbacks"] = c.guard_rollbacks;
   j["last_guard_loss"] = c.last_guard_loss;
+  j["explore"] = {{"impressions", c.impressions},
+                  {"rewards", c.impression_rewards},
+                  {"weak_negatives", c.weak_negatives},
+                  {"users", c.explored_users}};
   j["counters"] = {{"lines", lines_},
                    {"blank_lines", blank_lines_},
                    {"parse_errors", parse_errors_},

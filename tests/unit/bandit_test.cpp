@@ -11,6 +11,7 @@
 #include <memory>
 #include <thread>
 
+#include "cpu/config/stream_config_yaml.hpp"
 #include "cpu/data/log_reader.hpp"
 #include "cpu/data/ndjson_event_parser.hpp"
 #include "cpu/experiment/bandit_sim.hpp"
@@ -481,6 +482,54 @@ TEST(Explorer, ClosesTheLoopExploresWithinSlotsAndCheckpoints) {
   std::string bytes = ckpt.str();
   std::stringstream cut(bytes.substr(0, bytes.size() / 2));
   EXPECT_THROW(back.restore(cut), IntegrityError);
+}
+
+// The explore knobs and the guard's report knobs map from YAML, validated, keys named.
+TEST(ExploreYaml, MapsValidatesAndShipsOff) {
+  const StreamProcessConfig shipped = load_stream_config(std::string(FRESHREC_SOURCE_DIR) + "/configs/stream.yaml");
+  const StreamConfig d;
+  EXPECT_EQ(shipped.stream.explore.slots, 0);  // off unless a deployment opts in
+  EXPECT_EQ(d.explore.slots, 0);
+  EXPECT_EQ(shipped.stream.explore.policy, d.explore.policy);
+  EXPECT_EQ(shipped.stream.explore.impression_weight, d.explore.impression_weight);
+  EXPECT_EQ(shipped.stream.explore.reward_window_seconds, d.explore.reward_window_seconds);
+  EXPECT_EQ(shipped.stream.guard.log_min_interval_seconds, d.guard.log_min_interval_seconds);
+  EXPECT_TRUE(shipped.stream.guard.log_decisions);  // the updater reports decisions (unless --quiet)
+
+  const StreamProcessConfig c = parse_stream_config(
+      "source: {path: a}\nstream:\n  guard: {log_decisions: false, log_min_interval_seconds: 0}\n"
+      "  explore: {slots: 3, policy: epsilon, epsilon: 0.25, impression_weight: 0.05, reward_window_seconds: 60,\n"
+      "            max_pending_impressions: 7, max_items_per_impression: 4, item_sigma: 0.5}\n",
+      "t.yaml");
+  EXPECT_FALSE(c.stream.guard.log_decisions);
+  EXPECT_EQ(c.stream.guard.log_min_interval_seconds, 0.0);
+  EXPECT_EQ(c.stream.explore.slots, 3);
+  EXPECT_EQ(c.stream.explore.policy, ExplorePolicy::kEpsilon);
+  EXPECT_EQ(c.stream.explore.epsilon, 0.25);
+  EXPECT_EQ(c.stream.explore.impression_weight, 0.05f);
+  EXPECT_EQ(c.stream.explore.reward_window_seconds, 60.0);
+  EXPECT_EQ(c.stream.explore.max_pending_impressions, 7u);
+  EXPECT_EQ(c.stream.explore.max_items_per_impression, 4u);
+  EXPECT_EQ(c.stream.explore.item_sigma, 0.5);
+
+  auto error_of = [](const std::string& text) -> std::string {
+    try {
+      parse_stream_config(text, "t.yaml");
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  std::string e = error_of("source: {path: a}\nstream:\n  explore: {slots: -1}\n");
+  EXPECT_NE(e.find("stream.explore.slots"), std::string::npos) << e;
+  e = error_of("source: {path: a}\nstream:\n  explore: {policy: linucb}\n");
+  EXPECT_NE(e.find("stream.explore.policy"), std::string::npos) << e;
+  e = error_of("source: {path: a}\nstream:\n  explore: {impression_weight: -0.1}\n");
+  EXPECT_NE(e.find("stream.explore.impression_weight"), std::string::npos) << e;
+  e = error_of("source: {path: a}\nstream:\n  guard: {log_min_interval_seconds: -1}\n");
+  EXPECT_NE(e.find("stream.guard.log_min_interval_seconds"), std::string::npos) << e;
+  e = error_of("source: {path: a}\nstream:\n  explore: {slot: 2}\n");
+  EXPECT_NE(e.find("stream.explore.slot"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // eviction, finite checks, exclusions and the "running shoes" story.
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -590,6 +592,233 @@ TEST(StreamRecommend, ContextScalesDefaultToNoEffect) {
   const auto mob = ctx.recommend(r), nb = nobeta.recommend(r);
   ASSERT_EQ(mob.items.size(), nb.items.size());
   for (std::size_t j = 0; j < mob.items.size(); ++j) EXPECT_EQ(mob.items[j].score, nb.items[j].score);
+}
+
+// ---- Bandit exploration inside the engine (issue 8).
+
+Event impression(const std::string& user, std::vector<std::string> items, double t) {
+  Event e;
+  e.user_id = user;
+  e.type = EventType::kImpression;
+  e.timestamp = t;
+  e.items = std::move(items);
+  e.request_id = "r" + std::to_string(static_cast<long long>(t));
+  return e;
+}
+
+StreamConfig explore_config(int slots) {
+  StreamConfig c = quiet_config();
+  c.explore.slots = slots;
+  c.explore.reward_window_seconds = 100.0;
+  c.new_items.min_events = 1;
+  return c;
+}
+
+// mixed_stream with an impression before every third event, shown to that event's user a
+// second earlier and listing its item among others (so some impressions get their reward).
+std::vector<Event> stream_with_impressions(int n, int n_users, int n_items, std::uint32_t seed) {
+  std::vector<Event> out;
+  const auto base = mixed_stream(n, n_users, n_items, seed);
+  for (std::size_t j = 0; j < base.size(); ++j) {
+    const Event& e = base[j];
+    if (j % 3 == 0) {
+      std::vector<std::string> shown{"i" + std::to_string(j % n_items), "i" + std::to_string((j * 7 + 3) % n_items)};
+      if (!e.item_id.empty()) shown.insert(shown.begin() + static_cast<long>(j % 2), e.item_id);
+      out.push_back(impression(e.user_id, shown, e.timestamp - 1.0));
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+TEST(StreamExplore, ImpressionThenClickWithinTheWindowIsAReward) {
+  auto m = random_model(3, 10, 4);
+  StreamEngine eng(explore_config(2), m);
+  ASSERT_TRUE(eng.apply(impression("u0", {"i1", "i2", "i3"}, 1000)).accepted);
+  EXPECT_EQ(eng.counters().impressions, 1u);
+  ASSERT_TRUE(eng.apply(ev("u0", "i2", EventType::kClick, 1050)).accepted);
+  EXPECT_EQ(eng.counters().impression_rewards, 1u);
+  EXPECT_EQ(eng.counters().weak_negatives, 0u);
+  // Another user's click, and a second click of the same pair, are no further rewards.
+  ASSERT_TRUE(eng.apply(ev("u1", "i1", EventType::kClick, 1060)).accepted);
+  ASSERT_TRUE(eng.apply(ev("u0", "i2", EventType::kClick, 1070)).accepted);
+  EXPECT_EQ(eng.counters().impression_rewards, 1u);
+  // Past the window: the click on i3 comes too late; i1 and i3 close as weak negatives.
+  ASSERT_TRUE(eng.apply(ev("u0", "i3", EventType::kClick, 1101)).accepted);
+  EXPECT_EQ(eng.counters().impression_rewards, 1u);
+  EXPECT_EQ(eng.counters().weak_negatives, 2u);
+  // An impression without items is a bad event: counted as rejected, nothing else changes.
+  const std::string before = eng.learned_state_digest();
+  const double wm = eng.watermark();
+  EXPECT_FALSE(eng.apply(impression("u0", {}, 1200)).accepted);
+  EXPECT_FALSE(eng.apply(impression("u0", {"i1", ""}, 1200)).accepted);
+  EXPECT_EQ(eng.learned_state_digest(), before);
+  EXPECT_EQ(eng.watermark(), wm);
+  EXPECT_EQ(eng.counters().impressions, 1u);
+  EXPECT_EQ(eng.counters().rejected, 2u);
+}
+
+TEST(StreamExplore, ExpiredImpressionsTrainWeakNegatives) {
+  auto m = random_model(3, 10, 4);
+  StreamConfig on = explore_config(2);
+  on.explore.impression_weight = 0.5f;
+  on.sgd.regularization = 0.0f;  // the step is then the weak label's alone
+  on.blend.beta = 0.0f;          // score = b_i + (p_u + d_u) . q_i at the user's last event
+  StreamConfig off = on;
+  off.explore.impression_weight = 0.0f;
+  StreamEngine a(on, m), b(off, m);
+  for (StreamEngine* e : {&a, &b}) {
+    ASSERT_TRUE(e->apply(ev("u0", "i5", EventType::kView, 990)).accepted);
+    ASSERT_TRUE(e->apply(impression("u0", {"i1"}, 1000)).accepted);
+    ASSERT_TRUE(e->apply(ev("u0", "i5", EventType::kView, 1200)).accepted);  // closes the window
+  }
+  EXPECT_EQ(a.counters().weak_negatives, 1u);
+  EXPECT_EQ(b.counters().weak_negatives, 1u);
+  // One extra squared-loss step in `a`, none in `b`.
+  EXPECT_EQ(a.counters().sgd_updates, b.counters().sgd_updates + 1);
+  EXPECT_NE(a.learned_state_digest(), b.learned_state_digest());
+  // The step moved the pair's prediction toward the weak label 0, and only a little.
+  const float sa = a.score("u0", "i1"), sb = b.score("u0", "i1");
+  ASSERT_NE(sb, 0.0f);
+  EXPECT_LT(std::fabs(sa), std::fabs(sb));
+  EXPECT_GT(sa * sb, 0.0f);
+  EXPECT_TRUE(std::isfinite(sa));
+}
+
+TEST(StreamExplore, SlotsZeroLeavesStateAndRankingUnchanged) {
+  auto m = random_model(20, 40, 6);
+  StreamConfig plain = quiet_config();
+  StreamConfig tuned = quiet_config();  // exploration knobs moved, slots still 0: all off
+  tuned.explore.policy = stream::ExplorePolicy::kEpsilon;
+  tuned.explore.impression_weight = 0.7f;
+  tuned.explore.reward_window_seconds = 5.0;
+  const auto with_imp = stream_with_impressions(600, 20, 40, 3);
+  const auto without = mixed_stream(600, 20, 40, 3);
+  StreamEngine a(plain, m), b(tuned, m), c(tuned, m);
+  for (const auto& e : with_imp) ASSERT_TRUE(a.apply(e).accepted || e.type != EventType::kImpression);
+  for (const auto& e : with_imp) b.apply(e);
+  for (const auto& e : without) c.apply(e);
+  EXPECT_EQ(a.state_digest(), b.state_digest());
+  // Impressions are counted and move the watermark, nothing else.
+  EXPECT_EQ(a.learned_state_digest(), c.learned_state_digest());
+  EXPECT_EQ(b.counters().impressions, 0u);
+  EXPECT_EQ(b.counters().events, c.counters().events + 200);
+  for (int u = 0; u < 20; ++u) {
+    RecommendRequest r;
+    r.user_id = "u" + std::to_string(u);
+    r.time = c.watermark();
+    const auto x = b.recommend(r), y = c.recommend(r);
+    ASSERT_EQ(x.items.size(), y.items.size());
+    for (std::size_t j = 0; j < x.items.size(); ++j) {
+      EXPECT_EQ(x.items[j].item_id, y.items[j].item_id);
+      EXPECT_EQ(x.items[j].score, y.items[j].score);
+    }
+  }
+}
+
+TEST(StreamExplore, AtMostSlotsExploredAndNeverExcludedItems) {
+  auto m = random_model(20, 40, 6);
+  StreamConfig greedy_cfg = explore_config(0), explore_cfg = explore_config(2);
+  explore_cfg.explore.impression_weight = 0.0f;  // same learned state as the greedy engine
+  explore_cfg.explore.item_sigma = 2.0;          // wide: exploration certainly fires
+  const auto events = stream_with_impressions(900, 20, 40, 9);
+  StreamEngine greedy(greedy_cfg, m), eng(explore_cfg, m);
+  for (const auto& e : events) {
+    greedy.apply(e);
+    eng.apply(e);
+  }
+  ASSERT_EQ(greedy.learned_state_digest(), eng.learned_state_digest());
+  std::map<std::string, std::set<std::string>> bought;
+  for (const auto& e : events)
+    if (e.type == EventType::kPurchase) bought[e.user_id].insert(e.item_id);
+  std::size_t explored_total = 0;
+  for (int u = 0; u < 25; ++u) {
+    RecommendRequest r;
+    r.user_id = (u < 20 ? "u" : "new_u") + std::to_string(u % 20);
+    r.k = 8;
+    r.cart_items = {"i" + std::to_string(u), "new_i" + std::to_string(u % 7)};
+    r.page_item_id = "i" + std::to_string(u + 1);
+    const auto g = greedy.recommend(r);
+    const auto x = eng.recommend(r);
+    ASSERT_EQ(x.items.size(), g.items.size());
+    std::set<std::string> greedy_ids, seen;
+    for (const auto& s : g.items) greedy_ids.insert(s.item_id);
+    std::size_t explored = 0;
+    for (const auto& s : x.items) {
+      EXPECT_TRUE(seen.insert(s.item_id).second) << "duplicate " << s.item_id;
+      explored += greedy_ids.count(s.item_id) == 0;
+      for (const auto& c : r.cart_items) EXPECT_NE(s.item_id, c);
+      EXPECT_NE(s.item_id, r.page_item_id);
+      EXPECT_EQ(bought[r.user_id].count(s.item_id), 0u) << r.user_id << " bought " << s.item_id;
+      EXPECT_TRUE(std::isfinite(s.score));
+    }
+    EXPECT_LE(explored, 2u) << r.user_id;
+    explored_total += explored;
+    // Deterministic: the same request at the same watermark gives the same answer.
+    const auto again = eng.recommend(r);
+    ASSERT_EQ(again.items.size(), x.items.size());
+    for (std::size_t j = 0; j < x.items.size(); ++j) EXPECT_EQ(again.items[j].item_id, x.items[j].item_id);
+  }
+  EXPECT_GT(explored_total, 0u);
+}
+
+TEST(StreamExplore, SaveRestoreMidStreamMatchesAnUninterruptedRun) {
+  auto m = random_model(20, 40, 6);
+  StreamConfig c = explore_config(2);
+  c.guard.cycle_events = 53;
+  c.guard.holdout_probability = 0.1;
+  c.explore.max_pending_impressions = 40;
+  const auto events = stream_with_impressions(900, 20, 40, 21);
+  StreamEngine a(c, m);
+  for (const auto& e : events) a.apply(e);
+  EXPECT_GT(a.counters().impression_rewards, 0u);
+  EXPECT_GT(a.counters().weak_negatives, 0u);
+  EXPECT_GT(a.counters().explored_users, 0u);
+  RecommendRequest r;
+  r.user_id = "u3";
+  const auto want = a.recommend(r);
+  for (std::size_t cut : {1u, 400u, 877u}) {
+    StreamEngine first(c, m);
+    for (std::size_t j = 0; j < cut; ++j) first.apply(events[j]);
+    std::stringstream ckpt;
+    first.save(ckpt);
+    StreamEngine resumed(c, m);
+    resumed.restore(ckpt);
+    EXPECT_EQ(resumed.state_digest(), first.state_digest()) << cut;
+    for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
+    EXPECT_EQ(resumed.state_digest(), a.state_digest()) << "cut at " << cut;
+    const auto got = resumed.recommend(r);
+    ASSERT_EQ(got.items.size(), want.items.size());
+    for (std::size_t j = 0; j < got.items.size(); ++j) EXPECT_EQ(got.items[j].item_id, want.items[j].item_id);
+  }
+  // The explorer's state is part of the digest.
+  StreamConfig other = c;
+  other.explore.reward_window_seconds = 50.0;
+  StreamEngine d(other, m);
+  for (const auto& e : events) d.apply(e);
+  EXPECT_EQ(d.learned_state_digest() == a.learned_state_digest() && d.state_digest() == a.state_digest(), false);
+
+  std::stringstream ckpt;
+  a.save(ckpt);
+  const std::string bytes = ckpt.str();
+  // Exploration state is never dropped silently: an engine with exploration off refuses it.
+  StreamEngine off(quiet_config(), m);
+  std::stringstream in1(bytes);
+  EXPECT_THROW(off.restore(in1), IntegrityError);
+  // A version-2 checkpoint (before the explorer) is refused cleanly, the state kept.
+  std::string v2 = bytes;
+  const std::size_t version_at = 8 + std::string("freshrec-stream-state").size();
+  ASSERT_EQ(static_cast<unsigned char>(v2[version_at]), 3u);
+  v2[version_at] = 2;
+  const std::string digest = a.state_digest();
+  std::stringstream in2(v2);
+  try {
+    a.restore(in2);
+    ADD_FAILURE() << "a version-2 checkpoint was accepted";
+  } catch (const IntegrityError& e) {
+    EXPECT_NE(std::string(e.what()).find("unsupported version 2"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(a.state_digest(), digest);
 }
 
 }  // namespace
