@@ -100,7 +100,8 @@ class BinaryReader {
     if (expected != UINT64_MAX && n != expected) fail("array length " + std::to_string(n) + " != " + std::to_string(expected));
     if (n > (buf_.size() - pos_) / sizeof(T)) fail("array longer than the data");
     std::vector<T> v(n);
-    std::memcpy(v.data(), buf_.data() + pos_, n * sizeof(T));
+    // memcpy with a null pointer is undefined even for 0 bytes (an empty vector's data()).
+    if (n > 0) std::memcpy(v.data(), buf_.data() + pos_, n * sizeof(T));
     pos_ += n * sizeof(T);
     return v;
   }
@@ -109,7 +110,7 @@ class BinaryReader {
     const auto n = get<std::uint64_t>();
     if (n != expected) fail("array length " + std::to_string(n) + " != " + std::to_string(expected));
     need(n * sizeof(T));
-    std::memcpy(out, buf_.data() + pos_, n * sizeof(T));
+    if (n > 0) std::memcpy(out, buf_.data() + pos_, n * sizeof(T));
     pos_ += n * sizeof(T);
   }
   bool at_end() const noexcept { return pos_ == buf_.size(); }

@@ -33,18 +33,9 @@ resume_line() {
   sed -n 2p "$newest" | python3 -c "import json,sys; print(json.load(sys.stdin)['counters']['lines'])"
 }
 
-points=$(python3 -c "import random; r=random.Random($SEED); print(' '.join(map(str, sorted(r.sample(range(1, $EVENTS), $KILLS)))))")
 kills=0 restarts=0
-for p in $points; do
-  from=$(resume_line)
-  n=$((p - from)); ((n < 1)) && n=1
-  rc=0; stream k "${CK[@]}" --stop-after-events "$n" --crash || rc=$?
-  [[ $rc -eq 137 ]] || { echo "kill at line $p: expected SIGKILL (137), got $rc"; cat "$WORK/err-k.txt"; exit 1; }
-  kills=$((kills + 1)); restarts=$((restarts + 1))
-  echo "killed at input line $p (resumed from $from)"
-done
 # Real kill -9 from outside at seeded random delays (checkpoint writes included).
-delays=$(python3 -c "import random; r=random.Random($SEED + 1); print(' '.join('%.2f' % r.uniform(0.05, max(0.1, $t_clean * 0.6)) for _ in range($EXTERNAL)))")
+delays=$(python3 -c "import random; r=random.Random($SEED + 1); print(' '.join('%.2f' % r.uniform(0.05, max(0.1, $t_clean * 0.15)) for _ in range($EXTERNAL)))")
 for d in $delays; do
   "$BIN/freshrec-stream" --config "$STREAM_CONFIG" --until-eof --quiet --set model.dir="$WORK/models" \
     --set source.path="$WORK/events.ndjson" --set checkpoint.dir="$WORK/ck-k" --set dead_letter.path="$WORK/dl-k.ndjson" \
@@ -55,6 +46,15 @@ for d in $delays; do
   if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); echo "kill -9 after ${d}s (resumed from $(resume_line) at the next start)"; fi
   wait "$pid" 2>/dev/null || true
   restarts=$((restarts + 1))
+done
+points=$(python3 -c "import random; r=random.Random($SEED); print(' '.join(map(str, sorted(r.sample(range(1, $EVENTS), $KILLS)))))")
+for p in $points; do
+  from=$(resume_line)
+  n=$((p - from)); ((n < 1)) && n=1
+  rc=0; stream k "${CK[@]}" --stop-after-events "$n" --crash || rc=$?
+  [[ $rc -eq 137 ]] || { echo "kill at line $p: expected SIGKILL (137), got $rc"; cat "$WORK/err-k.txt"; exit 1; }
+  kills=$((kills + 1)); restarts=$((restarts + 1))
+  echo "killed at input line $p (resumed from $from)"
 done
 stream k "${CK[@]}"
 got=$(jstat "$WORK/s-k.json" "d['state_digest'], d['events'], d['counters']['lines'], d['dead_letters']")
