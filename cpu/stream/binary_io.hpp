@@ -113,6 +113,13 @@ class BinaryReader {
     if (n > 0) std::memcpy(out, buf_.data() + pos_, n * sizeof(T));
     pos_ += n * sizeof(T);
   }
+  /// An element count that the rest of the data can hold (every element takes at least one
+  /// byte), so a malformed count fails here instead of reserving unbounded memory.
+  std::uint64_t get_count() {
+    const auto n = get<std::uint64_t>();
+    if (n > buf_.size() - pos_) fail("count " + std::to_string(n) + " exceeds the remaining data");
+    return n;
+  }
   bool at_end() const noexcept { return pos_ == buf_.size(); }
   [[noreturn]] void fail(const std::string& why) const {
     throw IntegrityError("stream checkpoint: " + why + " at byte " + std::to_string(pos_));

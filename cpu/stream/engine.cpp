@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/data/timestamp_parse.hpp"
 #include "cpu/stream/engine_core.hpp"
 #include "cpu/stream/vec_ops.hpp"
 #include "cpu/util/error.hpp"
@@ -327,6 +328,10 @@ ApplyResult Core::apply(const Event& e) {
   };
   if (e.user_id.empty()) return reject("user_id is empty");
   if (!std::isfinite(e.timestamp)) return reject("timestamp is not finite");
+  // The parser's range: window buckets are int64 multiples of their width, which overflow
+  // for absurd times, and no real event happens before 1970 or after 2100.
+  if (e.timestamp < 0.0 || e.timestamp > kMaxEventTimestamp)
+    return reject("timestamp outside [1970-01-01, 2100-01-01]");
   if (static_cast<int>(e.type) >= kNumEventTypes) return reject("unknown event type");
   if (e.type == EventType::kImpression) {
     // What the user was shown, not what they did: no session, window or SGD step of its own;
@@ -344,6 +349,8 @@ ApplyResult Core::apply(const Event& e) {
     return reject(std::string("item_id is empty for a ") + std::string(event_type_name(e.type)) + " event");
   if (!std::isnan(e.price) && !(std::isfinite(e.price) && e.price >= 0)) return reject("price is not a finite non-negative number");
   if (e.type == EventType::kRating && !std::isfinite(e.rating)) return reject("rating is missing or not finite");
+  // Beyond this a rating is no rating, and the float conversion below would overflow.
+  if (e.type == EventType::kRating && std::fabs(e.rating) > 1e6) return reject("rating out of range (|rating| > 1e6)");
 
   const double t = e.timestamp;
   // The event touches a dozen rows scattered over arrays far larger than the caches (ids,

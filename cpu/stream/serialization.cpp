@@ -53,7 +53,7 @@ void put_items(BinaryWriter& w, const std::vector<TimedItem>& v) {
   }
 }
 void get_items(BinaryReader& rd, std::vector<TimedItem>& v, std::size_t n_items) {
-  const auto n = rd.get<std::uint64_t>();
+  const auto n = rd.get_count();
   if (n > 1u << 24) rd.fail("session list too long");
   v.resize(n);
   for (TimedItem& e : v) {
@@ -244,7 +244,7 @@ void Core::restore(std::istream& in) {
   swaps_ = rd.get<std::uint64_t>();
 
   // Users.
-  const auto n_user_keys = rd.get<std::uint64_t>();
+  const auto n_user_keys = rd.get_count();
   user_ids_ = DenseIds();
   user_slot_.assign(n_user_keys, -1);
   user_base_row_.assign(n_user_keys, -1);
@@ -253,7 +253,7 @@ void Core::restore(std::istream& in) {
     if (user_ids_.intern(id) != key) rd.fail("duplicate user id");
     if (auto r = base_->user_ids.find(id)) user_base_row_[key] = static_cast<std::int32_t>(*r);
   }
-  const auto n_tracked = rd.get<std::uint64_t>();
+  const auto n_tracked = rd.get_count();
   if (n_tracked > n_user_keys) rd.fail("more tracked users than user ids");
   users_.assign(n_tracked, UserState{});
   free_slots_.clear();
@@ -284,7 +284,7 @@ void Core::restore(std::istream& in) {
     for (std::uint32_t* v : {&s.views, &s.clicks, &s.carts, &s.purchases, &s.searches}) *v = rd.get<std::uint32_t>();
     s.price_sum = rd.get<double>();
     s.price_count = rd.get<std::uint32_t>();
-    const auto nc = rd.get<std::uint64_t>();
+    const auto nc = rd.get_count();
     if (nc > 1u << 24) rd.fail("category list too long");
     s.categories.resize(nc);
     for (auto& [cat, n] : s.categories) {
@@ -293,7 +293,7 @@ void Core::restore(std::istream& in) {
     }
     get_items(rd, s.clicked, UINT32_MAX);
     get_items(rd, s.embedding, UINT32_MAX);
-    const auto nq = rd.get<std::uint64_t>();
+    const auto nq = rd.get_count();
     if (nq > 1u << 24) rd.fail("query list too long");
     s.queries.resize(nq);
     for (TimedQuery& q : s.queries) {
@@ -301,7 +301,7 @@ void Core::restore(std::istream& in) {
       q.time = rd.get<double>();
     }
     u.purchased = rd.get_vector<std::uint32_t>();
-    const auto nh = rd.get<std::uint64_t>();
+    const auto nh = rd.get_count();
     if (nh > static_cast<std::uint64_t>(cfg_.foldin.max_events)) rd.fail("fold-in history longer than foldin.max_events");
     u.history.resize(nh);
     for (auto& [item, v] : u.history) {
@@ -316,13 +316,13 @@ void Core::restore(std::istream& in) {
     user_updates_[slot] = rd.get<std::uint32_t>();
   }
 
-  const auto n_cat = rd.get<std::uint64_t>();
+  const auto n_cat = rd.get_count();
   categories_ = DenseIds();
   for (std::uint64_t j = 0; j < n_cat; ++j)
     if (categories_.intern(rd.get_string()) != j) rd.fail("duplicate category");
 
   // Items.
-  const auto n_items = rd.get<std::uint64_t>();
+  const auto n_items = rd.get_count();
   item_ids_ = DenseIds();
   for (std::uint64_t i = 0; i < n_items; ++i)
     if (item_ids_.intern(rd.get_string()) != i) rd.fail("duplicate item id");
@@ -386,7 +386,7 @@ void Core::restore(std::istream& in) {
     if (r.user >= n_user_keys || r.item >= n_items || r.type >= kNumEventTypes) rd.fail("record out of range");
     return r;
   };
-  const auto nh = rd.get<std::uint64_t>();
+  const auto nh = rd.get_count();
   if (nh > cfg_.guard.holdout_size) rd.fail("holdout larger than guard.holdout_size");
   holdout_.resize(nh);
   for (HoldoutPair& h : holdout_) {
@@ -398,7 +398,7 @@ void Core::restore(std::istream& in) {
       rd.fail("holdout pair out of range");
   }
   auto get_ring = [&](std::vector<LearnRecord>& ring, std::size_t cap) {
-    const auto n = rd.get<std::uint64_t>();
+    const auto n = rd.get_count();
     if (n > cap) rd.fail("ring longer than its capacity");
     ring.clear();
     ring.reserve(n);
@@ -416,7 +416,7 @@ void Core::restore(std::istream& in) {
   undo_users_.clear();
   undo_items_.clear();
   undo_floats_.clear();
-  const auto nuu = rd.get<std::uint64_t>();
+  const auto nuu = rd.get_count();
   for (std::uint64_t j = 0; j < nuu; ++j) {
     UserUndo e;
     e.key = rd.get<std::uint32_t>();
@@ -433,7 +433,7 @@ void Core::restore(std::istream& in) {
     }
     undo_users_.push_back(e);
   }
-  const auto nui = rd.get<std::uint64_t>();
+  const auto nui = rd.get_count();
   for (std::uint64_t j = 0; j < nui; ++j) {
     ItemUndo e;
     e.item = rd.get<std::uint32_t>();

@@ -284,6 +284,20 @@ void StreamUpdater::checkpoint() {
   last_checkpoint_ = steady_seconds();
 }
 
+void StreamUpdater::checkpoint_periodic() {
+  // A full or read-only checkpoint disk must not stop ingestion: the failure is counted and
+  // reported, the next attempt comes at the next interval, and the source acknowledges
+  // nothing upstream until a checkpoint is durable again.
+  try {
+    checkpoint();
+  } catch (const IoError& e) {
+    ++checkpoint_failures_;
+    warn_line(std::string("checkpoint failed (ingestion goes on): ") + e.what());
+    lines_since_checkpoint_ = 0;
+    last_checkpoint_ = steady_seconds();
+  }
+}
+
 void StreamUpdater::maybe_swap() {
   LoadedSnapshot next = watcher_->take_pending();
   if (!next.model) return;
@@ -301,7 +315,7 @@ void StreamUpdater::periodic(bool force_stats) {
   const double now = steady_seconds();
   if (store_ && config_.checkpoint.every_seconds > 0 && lines_since_checkpoint_ > 0 &&
       now - last_checkpoint_ >= config_.checkpoint.every_seconds)
-    checkpoint();
+    checkpoint_periodic();
   const double interval = config_.stats.interval_seconds;
   if (!options_.log || ((interval <= 0 || now - last_stats_ < interval) && !force_stats)) return;
   const StreamCounters c = engine_->counters();
@@ -341,7 +355,7 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
       ++run_lines_;
       ++lines_since_checkpoint_;
       if (config_.checkpoint.every_events > 0 && lines_since_checkpoint_ >= config_.checkpoint.every_events)
-        checkpoint();
+        checkpoint_periodic();
       if (options_.stop_after_lines > 0 && run_lines_ >= options_.stop_after_lines) {
         if (options_.crash) std::raise(SIGKILL);  // test hook: die as `kill -9` would
         stopped_by_ = "stop-after";
@@ -362,7 +376,9 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
     }
   }
   run_elapsed_ = steady_seconds() - run_started_;
-  if (store_ && (lines_since_checkpoint_ > 0 || checkpoints_written_ == 0)) checkpoint();
+  // The last checkpoint may fail like any other (disk full): counted in the stats
+  // ("checkpoint_failures") and logged, and the run still ends with its stats.
+  if (store_ && (lines_since_checkpoint_ > 0 || checkpoints_written_ == 0)) checkpoint_periodic();
   dead_letters_->sync();
   {
     std::lock_guard<std::mutex> lock(posted_mutex_);
@@ -409,6 +425,7 @@ nlohmann::json StreamUpdater::stats() const {
                    {"new_users", c.new_users},
                    {"new_items", c.new_items},
                    {"checkpoints_written", checkpoints_written_},
+                   {"checkpoint_failures", checkpoint_failures_},
                    {"swaps", swaps_},
                    {"swaps_refused", watcher_ ? watcher_->refused() : 0}};
   j["watermark"] = engine_->watermark();

@@ -101,6 +101,8 @@ class StreamUpdater {
   void process_line(const SourceLine& line);
   void dead_letter(const SourceLine& line, const std::string& reason);
   void checkpoint();
+  /// checkpoint() for the periodic triggers: an I/O failure is counted and logged, not thrown.
+  void checkpoint_periodic();
   void maybe_swap();
   void run_posted();
   void periodic(bool force_stats);
@@ -141,6 +143,7 @@ class StreamUpdater {
   std::uint64_t run_start_events_ = 0;
   std::uint64_t lines_since_checkpoint_ = 0;
   std::uint64_t checkpoints_written_ = 0;
+  std::uint64_t checkpoint_failures_ = 0;  ///< periodic checkpoints that failed (disk full, read-only)
   std::uint64_t swaps_ = 0;
   std::string stopped_by_;
   double run_started_ = 0.0;     // steady seconds

@@ -71,7 +71,7 @@ for reason, n in c.most_common(): print('    dead letters: %6d  %s' % (n, reason
 PY
   echo "  mix: rc $rc, lines $lines = events $events + dead letters $dead + blank $blank; non_finite_skipped $nfs; peak RSS $(peak_mb mix) MB"
   if [[ $rc -eq 0 && $((events + dead + blank)) -eq $lines ]]; then
-    row "hostile lines in a 50K-event log. Dead-lettered with a reason: nesting 5000 deep in a known field, invalid UTF-8, NaN/Inf/negative price, rating 1e400, unknown event type, truncated JSON, control bytes, timestamps +-1e15. Accepted: nesting 5000 deep in an unknown key (skipped without recursion), ids with path separators / NUL / ESC, rating 1e308, price 1e300, events out of order by up to 400 days" \
+    row "hostile lines in a 50K-event log. Dead-lettered with a reason: nesting 5000 deep in a known field, invalid UTF-8, NaN/Inf/negative price, rating 1e400, unknown event type, truncated JSON, control bytes, timestamps +-1e15, rating 1e308. Accepted: nesting 5000 deep in an unknown key (skipped without recursion), ids with path separators / NUL / ESC, price 1e300, events out of order by up to 400 days" \
       "15 kinds x $REPEAT" "every line counted ($events events + $dead dead letters = $lines lines), non_finite_skipped $nfs; crashes 0"
   else
     row "hostile line mix" "15 x $REPEAT" "UNEXPECTED: rc $rc, $lines lines vs $events + $dead + $blank"; fail=1
