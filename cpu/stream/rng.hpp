@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 
+#include "cpu/util/xoshiro.hpp"
+
 namespace freshrec::stream {
 
 /// splitmix64 step: seeds xoshiro and hashes integers into well-mixed 64-bit values.
@@ -15,37 +17,17 @@ inline std::uint64_t splitmix64(std::uint64_t& x) noexcept {
   return z ^ (z >> 31);
 }
 
-/// xoshiro256** (Blackman & Vigna). State: four 64-bit words, saved verbatim in checkpoints.
-class Xoshiro256 {
+/// xoshiro256** seeded through splitmix64. State: four 64-bit words, saved verbatim in
+/// checkpoints.
+class Xoshiro256 : public Xoshiro256StarStar {
  public:
   explicit Xoshiro256(std::uint64_t seed = 0) noexcept { reseed(seed); }
   void reseed(std::uint64_t seed) noexcept {
     std::uint64_t x = seed;
-    for (auto& w : s_) w = splitmix64(x);
+    std::array<std::uint64_t, 4> s;
+    for (auto& w : s) w = splitmix64(x);
+    set_state(s);
   }
-  std::uint64_t next() noexcept {
-    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  /// Uniform in [0, 1) with 53 random bits.
-  double uniform() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  /// Uniform integer in [0, n) (Lemire's multiply; the bias is below 2^-32 for n < 2^32).
-  std::uint32_t below(std::uint32_t n) noexcept {
-    return static_cast<std::uint32_t>(((next() >> 32) * static_cast<std::uint64_t>(n)) >> 32);
-  }
-  const std::array<std::uint64_t, 4>& state() const noexcept { return s_; }
-  void set_state(const std::array<std::uint64_t, 4>& s) noexcept { s_ = s; }
-
- private:
-  static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
-  std::array<std::uint64_t, 4> s_{};
 };
 
 }  // namespace freshrec::stream

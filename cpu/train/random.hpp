@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cpu/util/xoshiro.hpp"
+
 namespace freshrec {
 
 /// SplitMix64 finaliser: a bijective 64-bit mix, used to derive independent seeds.
@@ -22,37 +24,17 @@ inline std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t a, std::uint6
   return mix64(mix64(mix64(seed) ^ a) ^ (b * 0xD1B54A32D192ED03ULL));
 }
 
-/// xoshiro256** generator (Blackman & Vigna): small state, fast, good statistics.
-class Rng {
+/// xoshiro256** (cpu/util/xoshiro.hpp) seeded the trainers' way, plus a normal draw.
+class Rng : public Xoshiro256StarStar {
  public:
   /// State from `seed` through SplitMix64, as the authors recommend.
   explicit Rng(std::uint64_t seed) noexcept {
-    for (auto& w : s_) {
+    std::array<std::uint64_t, 4> s;
+    for (auto& w : s) {
       seed += 0x9E3779B97F4A7C15ULL;
       w = mix64(seed);
     }
-  }
-
-  /// Next 64 uniform random bits.
-  std::uint64_t next() noexcept {
-    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-
-  /// Uniform double in [0, 1) with 53 random bits.
-  double uniform() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
-  /// Uniform integer in [0, n), n > 0 (Lemire's multiply-shift; the tiny bias for
-  /// n near 2^32 does not matter for shuffling).
-  std::uint32_t below(std::uint32_t n) noexcept {
-    return static_cast<std::uint32_t>(((next() >> 32) * static_cast<std::uint64_t>(n)) >> 32);
+    set_state(s);
   }
 
   /// Standard normal N(0, 1) by Box-Muller (one draw per call; the spare is dropped
@@ -62,10 +44,6 @@ class Rng {
     const double u2 = uniform();
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
-
- private:
-  static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
-  std::uint64_t s_[4];
 };
 
 /// Fisher-Yates shuffle of [first, first + n) driven by `rng`.
