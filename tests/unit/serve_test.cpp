@@ -615,13 +615,20 @@ TEST_F(Serve, TwoProcessesInOneGroupApplyEveryEventOnceAndOwnTheirUsers) {
 
   Proc a = start("a");
   ASSERT_TRUE(eventually(30, [&] { return assigned(a) == 2; })) << "A never owned both partitions";
+  // The baseline is read before producing: the checkpoint (and commit) that covers the
+  // batch may land before applied() reaches 200 is even observed.
+  const double commits = metric(a.metrics(), "freshrec_kafka_commits_total");
   produce_batch(0, 200);
   ASSERT_TRUE(eventually(20, [&] { return applied(a) == 200; })) << applied(a);
   // A checkpoint (and with it the commit) while the group is stable. librdkafka's mock
   // coordinator refuses commits once a rebalance has begun (a real broker accepts them in
-  // PreparingRebalance, where the revoke-time checkpoint commits); see README.
-  const double commits = metric(a.metrics(), "freshrec_kafka_commits_total");
-  ASSERT_TRUE(eventually(20, [&] { return metric(a.metrics(), "freshrec_kafka_commits_total") > commits; }));
+  // PreparingRebalance, where the revoke-time checkpoint commits); see README. Checkpoints
+  // come every 0.2 s while lines are pending, so a checkpoint older than 0.5 s after the
+  // whole batch was applied is the one that covers all of it.
+  ASSERT_TRUE(eventually(20, [&] {
+    const std::string m = a.metrics();
+    return metric(m, "freshrec_kafka_commits_total") > commits && metric(m, "freshrec_checkpoint_age_seconds") > 0.5;
+  }));
 
   // B joins: A checkpoints and commits before giving a partition up; B starts there.
   Proc b = start("b");
