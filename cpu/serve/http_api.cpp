@@ -112,8 +112,9 @@ void StreamService::install_routes() {
   });
   s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
     if (!updater()) return reply_error(res, 503, "loading the model and checkpoint");
-    std::lock_guard<std::mutex> lock(version_mutex_);
-    res.set_content(nlohmann::json{{"status", "ready"}, {"model_version", model_version_}}.dump(), kJson);
+    // Still 200 while checkpoint or dead-letter writes fail: serving and ingestion go on;
+    // the body says what is degraded.
+    res.set_content(readiness().dump(), kJson);
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_text(), "text/plain; version=0.0.4");
@@ -277,6 +278,24 @@ void StreamService::install_routes() {
   }));
 }
 
+nlohmann::json StreamService::readiness() const {
+  nlohmann::json j;
+  j["status"] = "ready";
+  j["ready"] = true;
+  {
+    std::lock_guard<std::mutex> lock(version_mutex_);
+    j["model_version"] = model_version_;
+  }
+  nlohmann::json degraded = nlohmann::json::array();
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    if (!checkpoint_error_.empty()) degraded.push_back("checkpoint writes failing: " + checkpoint_error_);
+    if (!dead_letter_error_.empty()) degraded.push_back("dead-letter writes failing: " + dead_letter_error_);
+  }
+  j["degraded"] = std::move(degraded);
+  return j;
+}
+
 std::string StreamService::metrics_text() const {
   std::string out;
   out.reserve(8192);
@@ -341,6 +360,19 @@ std::string StreamService::metrics_text() const {
   const double ck = last_checkpoint_wall_.load();
   render_metric(out, "freshrec_checkpoint_age_seconds", "gauge",
                 "seconds since the last checkpoint (since start when none yet)", now - (ck > 0 ? ck : started_wall_));
+  render_metric(out, "freshrec_checkpoint_failures_total", "counter",
+                "checkpoints that could not be written (disk full, read-only; this process)",
+                static_cast<double>(checkpoint_failures_.load()));
+  render_metric(out, "freshrec_dead_letter_write_failures_total", "counter",
+                "failed dead-letter file opens/writes/syncs (disk full, read-only; this process)",
+                static_cast<double>(dead_letter_write_failures_.load()));
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    render_metric(out, "freshrec_checkpoint_failing", "gauge", "1 while the latest checkpoint attempt failed",
+                  checkpoint_error_.empty() ? 0 : 1);
+    render_metric(out, "freshrec_dead_letter_failing", "gauge", "1 while the latest dead-letter write failed",
+                  dead_letter_error_.empty() ? 0 : 1);
+  }
   render_metric(out, "freshrec_http_events_accepted_total", "counter", "lines accepted by POST /v1/events",
                 static_cast<double>(http_events_accepted_.load()));
   render_metric(out, "freshrec_http_events_rejected_total", "counter", "lines rejected by POST /v1/events",

@@ -79,7 +79,21 @@ nlohmann::json StreamService::run(const std::atomic<bool>& stop) {
     if (accepted && redis_) redis_->notify(e.user_id);
   };
   o.on_dead_letter = [this] { dead_letters_.fetch_add(1, std::memory_order_relaxed); };
-  o.on_checkpoint = [this](double wall) { last_checkpoint_wall_.store(wall); };
+  o.on_checkpoint = [this](double wall) {
+    last_checkpoint_wall_.store(wall);
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    checkpoint_error_.clear();
+  };
+  o.on_checkpoint_failure = [this](std::uint64_t failures, const std::string& error) {
+    checkpoint_failures_.store(failures);
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    checkpoint_error_ = error;
+  };
+  o.on_dead_letter_writes = [this](std::uint64_t failures, bool failing, const std::string& error) {
+    dead_letter_write_failures_.store(failures);
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    dead_letter_error_ = failing ? error : std::string();
+  };
   o.on_baseline = [this](const std::string& version, double cutoff) {
     std::lock_guard<std::mutex> lock(version_mutex_);
     model_version_ = version;

@@ -7,7 +7,9 @@
 /// Threads: the updater loop (the single engine writer, on the caller of run()); HTTP
 /// workers (engine readers; admin requests are posted to the updater loop); the Redis
 /// writer (an engine reader). HTTP answers /healthz at once and /readyz 503 until the
-/// model and the checkpoint are loaded.
+/// model and the checkpoint are loaded; after that 200, its body listing under
+/// "degraded" what is failing while serving and ingestion go on (checkpoint writes,
+/// dead-letter writes).
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -51,6 +53,10 @@ class StreamService {
   int http_port() const noexcept { return port_; }
   /// The Prometheus text of /metrics.
   std::string metrics_text() const;
+  /// The /readyz body once ready: {"status":"ready","ready":true,"model_version",
+  /// "degraded":["checkpoint writes failing: <path>: <reason>", …]} ("degraded" empty
+  /// when healthy).
+  nlohmann::json readiness() const;
 
  private:
   void install_routes();
@@ -79,6 +85,11 @@ class StreamService {
   std::atomic<std::uint64_t> http_events_rejected_{0};
   std::atomic<std::uint64_t> http_errors_{0};
   std::atomic<double> last_checkpoint_wall_{0.0};
+  std::atomic<std::uint64_t> checkpoint_failures_{0};
+  std::atomic<std::uint64_t> dead_letter_write_failures_{0};
+  mutable std::mutex health_mutex_;
+  std::string checkpoint_error_;   // guarded by health_mutex_; "" while checkpoints work
+  std::string dead_letter_error_;  // guarded by health_mutex_; "" while dead-letter writes work
   std::atomic<double> model_loaded_wall_{0.0};
   std::atomic<double> model_data_cutoff_{0.0};
   mutable std::mutex version_mutex_;

@@ -81,15 +81,23 @@ Core::Core(const StreamConfig& config, std::shared_ptr<const FactorModel> baseli
   install_baseline(std::move(baseline), std::move(info));
   // Per-user arrays grow one slot per new user: reserving for the nightly model's users (the
   // expected active set) up front saves the copies of each doubling and their page faults
-  // mid-stream. Address space only; pages are committed as slots are used.
+  // mid-stream. Address space only; pages are committed as slots are used. Ordinary pages:
+  // with THP defrag=madvise, each first touch of a huge-page-advised 2 MiB region here
+  // compacted memory in the fault, a 2-6 ms stall of one event (and of every reader) per
+  // 8K new users, with no measurable throughput gain (stream_bench, 2026-11-28).
   const std::size_t expect = std::min<std::size_t>(cfg_.memory.max_users, static_cast<std::size_t>(base_->n_users()) + 1024);
   users_.reserve(expect);
-  reserve_huge(user_delta_, expect * static_cast<std::size_t>(k_));
+  // The id table too: each doubling rehashes every id seen so far (6 ms at 64K users).
+  user_ids_.reserve(expect);
+  user_slot_.reserve(expect);
+  user_base_row_.reserve(expect);
+  user_delta_.reserve(expect * static_cast<std::size_t>(k_));
   user_dbias_.reserve(expect);
   user_updates_.reserve(expect);
   user_stamp_.reserve(expect);
   user_undo_at_.reserve(expect);
   user_windows_.reserve(expect);
+  reserve_buffers();
   if (cfg_.explore.slots > 0) {
     ExplorerConfig ec;
     ec.explore = cfg_.explore;
@@ -98,6 +106,24 @@ Core::Core(const StreamConfig& config, std::shared_ptr<const FactorModel> baseli
   }
   rebuild_sampler();
   start_cycle();
+}
+
+void Core::reserve_buffers() {
+  // The rings and per-cycle buffers grow to fixed sizes; growing them by doubling copied up
+  // to 24 MB (the journal) under the writer lock, a multi-millisecond stall for every reader.
+  // Address space only, bounded for absurd configured capacities; written in order, so
+  // ordinary pages (a huge page's first touch can stall for milliseconds).
+  constexpr std::size_t kMaxReserve = std::size_t{1} << 22;
+  journal_.reserve(std::min(cfg_.journal_capacity, kMaxReserve));
+  replay_.reserve(std::min(cfg_.guard.replay_capacity, kMaxReserve));
+  pending_.reserve(std::min(cfg_.guard.cycle_events, kMaxReserve));
+  holdout_.reserve(std::min(cfg_.guard.holdout_size, kMaxReserve));
+  // The undo log holds one row per user and item a cycle first touches: at most
+  // (1 user + 1 item + negatives) rows per trained event, far fewer once rows repeat.
+  if (cfg_.guard.enabled) {
+    const std::size_t rows = std::min(cfg_.guard.cycle_events, kMaxReserve) * (2 + static_cast<std::size_t>(cfg_.sgd.negatives));
+    undo_floats_.reserve(std::min(rows * static_cast<std::size_t>(k_), std::size_t{16} << 20));
+  }
 }
 
 void Core::observe_exploration(const Event& e) {
@@ -318,6 +344,10 @@ void Core::prefetch_rows(std::uint32_t ukey, std::uint32_t item) const {
   __builtin_prefetch(&item_lp_[item]);
   __builtin_prefetch(&item_stamp_[item]);
   __builtin_prefetch(&items_q8_[static_cast<std::size_t>(item) * k_]);
+  __builtin_prefetch(&item_bias_[item]);
+  __builtin_prefetch(&item_init_[item]);
+  __builtin_prefetch(&item_norm_[item]);
+  __builtin_prefetch(&item_scale_[item]);
 }
 
 ApplyResult Core::apply(const Event& e) {

@@ -104,6 +104,8 @@ class Core {
   void grow_items(std::size_t n);
   std::int32_t ensure_slot(std::uint32_t ukey);
   void evict_batch();
+  /// Reserves the journal, replay ring and cycle buffers at their steady-state sizes.
+  void reserve_buffers();
   void remember_purchase(UserState& u, std::uint32_t item);
   void push_journal(const LearnRecord& r);
   void prefetch_rows(std::uint32_t ukey, std::uint32_t item) const;

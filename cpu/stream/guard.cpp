@@ -108,7 +108,20 @@ float Core::model_score(std::uint32_t ukey, std::uint32_t item) const {
 
 void Core::holdout_sums(std::size_t from, std::size_t to, double& sum, std::size_t& terms) const {
   // Sequential in holdout order: continuing a prefix's sums gives the same bits as one pass.
+  // Pairs are scattered over the whole user and item tables: start loading a few pairs
+  // ahead (this runs under the writer lock at every cycle's end, readers waiting).
+  constexpr std::size_t kAhead = 8;
+  const std::size_t rowf = sizeof(float) * static_cast<std::size_t>(k_);
+  auto hint = [&](const HoldoutPair& h) {
+    __builtin_prefetch(&user_slot_[h.user]);
+    __builtin_prefetch(&user_base_row_[h.user]);
+    if (h.negative != kNone) for (std::size_t off = 0; off < rowf; off += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(items_.row(h.negative).data()) + off);
+  };
+  for (std::size_t j = from; j < std::min(to, from + 2 * kAhead); ++j) hint(holdout_[j]);
   for (std::size_t j = from; j < to; ++j) {
+    if (j + 2 * kAhead < to) hint(holdout_[j + 2 * kAhead]);
+    if (j + kAhead < to) prefetch_rows(holdout_[j + kAhead].user, holdout_[j + kAhead].item);
     const HoldoutPair& h = holdout_[j];
     const double e = static_cast<double>(model_score(h.user, h.item)) - h.label;
     sum += e * e;
@@ -144,21 +157,21 @@ void Core::rebuild_sampler() {
 }
 
 std::size_t Core::sampler_budget() const {
-  // A whole build is <= 4 n units: finish within half a cycle.
-  const std::size_t span = std::max<std::size_t>(1, cfg_.guard.cycle_events / 2);
-  return std::max<std::size_t>(256, (4 * sampler_weights_.size() + span - 1) / span);
+  // A whole build is <= 4 n units, spread over about four cycles: a small, even slice per
+  // event (20 units at 100K items and 5000-event cycles) instead of a burst, and a
+  // popularity table at most ~8 cycles old — negatives need the shape of popularity, not
+  // its last few thousand events.
+  const std::size_t span = std::max<std::size_t>(1, 4 * cfg_.guard.cycle_events);
+  return std::max<std::size_t>(16, (4 * sampler_weights_.size() + span - 1) / span);
 }
 
 void Core::begin_sampler_rebuild() {
-  // O(n_items) per cycle, spread over the next events (a bounded slice each, see
+  // O(n_items) per rebuild, spread over the next events (a bounded slice each, see
   // advance_sampler) instead of one stall under the writer lock at the cycle's end. The new
   // table takes over after a fixed number of events (a function of n_items and the config),
-  // so the draws stay a function of the event sequence. A build still running from the last
-  // cycle (cycle_events tiny) is completed first.
-  if (sampler_next_.building()) {
-    sampler_next_.build_step(static_cast<std::size_t>(-1));
-    sampler_.swap(sampler_next_);
-  }
+  // so the draws stay a function of the event sequence. A build still running at a cycle's
+  // end simply goes on; the next one starts at the first cycle end after it finished.
+  if (sampler_next_.building()) return;
   fill_sampler_weights();
   sampler_next_.begin_build(sampler_weights_);
   sampler_steps_ = 0;
@@ -198,8 +211,12 @@ void Core::replay_step() {
   // Draw by logical position (oldest = 0) so a restored ring, written oldest first, draws
   // the same records.
   const auto size = static_cast<std::uint32_t>(replay_.size());
-  for (std::size_t j = 0; j < draws; ++j)
-    learn(replay_[(replay_head_ + rng_.below(size)) % size], LearnMode::kReplay, rng_);
+  for (std::size_t j = 0; j < draws; ++j) {
+    const LearnRecord& r = replay_[(replay_head_ + rng_.below(size)) % size];
+    // An old event's rows are cold: start them loading before learn() needs the first.
+    if (user_slot_[r.user] >= 0) prefetch_rows(r.user, r.item);
+    learn(r, LearnMode::kReplay, rng_);
+  }
 }
 
 void Core::log_decision(bool accept, double before, double after) {

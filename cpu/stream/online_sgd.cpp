@@ -182,17 +182,26 @@ void Core::draw_negatives(const LearnRecord& r, Xoshiro256& rng) {
   const int nn = rating || !cfg_.sgd.enabled || sampler_.empty() ? 0 : cfg_.sgd.negatives;
   neg_scratch_.resize(static_cast<std::size_t>(nn));
   const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(k_);
+  // Two passes: every draw's per-item entries start loading before the first of them (the
+  // baseline row index) is read.
   for (int n = 0; n < nn; ++n) {
     const std::uint32_t j = sampler_.draw(rng);
     neg_scratch_[n] = j;
     if (j == r.item) continue;
     prefetch_row(items_.row(j).data(), row_bytes);
-    const std::int32_t jb = item_base_row_[j];
-    if (jb >= 0) prefetch_row(base_->item_factors.row(jb).data(), row_bytes);
+    __builtin_prefetch(&item_base_row_[j]);
     __builtin_prefetch(&item_stamp_[j]);
     __builtin_prefetch(&items_q8_[static_cast<std::size_t>(j) * k_]);
     __builtin_prefetch(&item_norm_[j]);
     __builtin_prefetch(&item_scale_[j]);
+    __builtin_prefetch(&item_bias_[j]);
+    __builtin_prefetch(&item_init_[j]);
+  }
+  for (int n = 0; n < nn; ++n) {
+    const std::uint32_t j = neg_scratch_[n];
+    if (j == r.item) continue;
+    const std::int32_t jb = item_base_row_[j];
+    if (jb >= 0) prefetch_row(base_->item_factors.row(jb).data(), row_bytes);
   }
 }
 

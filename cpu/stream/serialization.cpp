@@ -470,6 +470,7 @@ void Core::restore(std::istream& in) {
   lp_max_ = std::log1p(static_cast<double>(max_item_events_));
   for (float d : user_delta_)
     if (!std::isfinite(d)) rd.fail("non-finite user delta");
+  reserve_buffers();
 }
 
 }  // namespace freshrec::stream

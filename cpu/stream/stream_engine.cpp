@@ -1,6 +1,7 @@
 // The public StreamEngine: one Core behind a shared_mutex (one writer, many readers).
 #include "cpu/stream/stream_engine.hpp"
 
+#include <chrono>
 #include <mutex>
 #include <shared_mutex>
 #include <ostream>
@@ -8,7 +9,9 @@
 #include <streambuf>
 
 #include "cpu/stream/engine_core.hpp"
+#include "cpu/util/error.hpp"
 #include "cpu/util/sha256.hpp"
+#include "cpu/util/writer_priority_mutex.hpp"
 
 namespace freshrec {
 
@@ -41,7 +44,7 @@ class StreamEngine::Impl {
  public:
   Impl(const StreamConfig& config, std::shared_ptr<const FactorModel> baseline)
       : core(std::make_unique<stream::Core>(config, std::move(baseline))) {}
-  mutable std::shared_mutex mutex;
+  mutable WriterPriorityMutex mutex;
   std::unique_ptr<stream::Core> core;
 };
 
@@ -52,6 +55,24 @@ StreamEngine::~StreamEngine() = default;
 ApplyResult StreamEngine::apply(const Event& event) {
   std::unique_lock lock(impl_->mutex);
   return impl_->core->apply(event);
+}
+
+void StreamEngine::apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns) {
+  std::unique_lock lock(impl_->mutex);
+  stream::Core& core = *impl_->core;
+  for (std::size_t j = 0; j < n; ++j) {
+    const auto t0 = apply_ns ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    try {
+      results[j] = core.apply(events[j]);
+    } catch (const InputError& e) {
+      // The contract is to reject, not throw; if it throws on bad input anyway, that event
+      // is only a rejected one and the rest of the batch still runs.
+      results[j] = ApplyResult{false, std::string("engine error: ") + e.what(), true};
+    }
+    if (apply_ns)
+      apply_ns[j] = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  }
 }
 
 Recommendation StreamEngine::recommend(const RecommendRequest& request) const {

@@ -16,7 +16,8 @@ namespace freshrec {
 /// Result of applying one event.
 struct ApplyResult {
   bool accepted = false;
-  std::string reason;  ///< why it was rejected (dead-letter text); empty when accepted
+  std::string reason;         ///< why it was rejected (dead-letter text); empty when accepted
+  bool engine_error = false;  ///< apply_batch only: the engine threw instead of rejecting (a bug, counted apart)
 };
 
 /// A recommendation request. `time` defaults to the stream's watermark.
@@ -85,8 +86,8 @@ struct StreamCounters {
 
 /// The long-lived streaming state on top of one nightly model. Single writer
 /// (apply/swap/restore), many readers (recommend/features): readers and the writer
-/// synchronise internally, so a reader never sees a half-applied event or a half-swapped
-/// model. Deterministic: the same baseline, config and event sequence give bit-identical
+/// synchronise internally (a waiting writer goes before new readers), so a reader never
+/// sees a half-applied event or a half-swapped model. Deterministic: the same baseline, config and event sequence give bit-identical
 /// state, whatever the wall clock does.
 class StreamEngine {
  public:
@@ -99,6 +100,13 @@ class StreamEngine {
   /// (unknown user AND item fields empty, non-finite numbers, …) is rejected with a reason
   /// and changes nothing.
   ApplyResult apply(const Event& event);
+  /// apply() of events[0..n) in order (the same state, results and counters as n calls)
+  /// under one writer lock: readers (recommend, features) let a waiting writer in first, so
+  /// under steady read load the writer waits up to one read per lock, and a batch pays that
+  /// wait once for n events. results[j] gets event j's result; apply_ns, when not null,
+  /// event j's own apply time in nanoseconds. Readers wait for the whole batch: keep it
+  /// small (the updater's batches are at most 256 events, ~1 ms).
+  void apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns = nullptr);
 
   /// Top-k over the whole catalogue, exact, with the blend and request context.
   Recommendation recommend(const RecommendRequest& request) const;

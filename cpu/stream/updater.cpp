@@ -72,6 +72,7 @@ StreamUpdater::StreamUpdater(const StreamProcessConfig& config, const UpdaterOpt
 
   source_ = open_source(config_, options_);
   dead_letters_ = std::make_unique<DeadLetterWriter>(config_.dead_letter.path, config_.dead_letter.max_raw_bytes);
+  note_dead_letters();  // an unwritable dead-letter path is reported, and ingestion goes on
 
   bool restored = false;
   if (!config_.checkpoint.dir.empty()) {
@@ -102,6 +103,7 @@ StreamUpdater::StreamUpdater(const StreamProcessConfig& config, const UpdaterOpt
   // A rebalance asks for a checkpoint from inside next(): state and offsets are then
   // consistent (no event is half applied between two next() calls).
   source_->set_checkpoint_request([this] {
+    flush_batch();  // every line next() returned is applied before offsets are acknowledged
     if (store_)
       checkpoint();
     else
@@ -194,6 +196,7 @@ bool StreamUpdater::restore_from(const CheckpointRecord& record, const std::shar
   if (!dead_letters_->truncate_to(record.dead_letter_bytes))
     warn_line("dead-letter file " + dead_letters_->path() + " is shorter than the checkpoint recorded (" +
              std::to_string(record.dead_letter_bytes) + " bytes): appending after what is there");
+  note_dead_letters();
   lines_ = counter(record.counters, "lines");
   blank_lines_ = counter(record.counters, "blank_lines");
   parse_errors_ = counter(record.counters, "parse_errors");
@@ -225,14 +228,49 @@ std::map<std::string, std::uint64_t> StreamUpdater::counter_map() const {
 }
 
 void StreamUpdater::dead_letter(const SourceLine& line, const std::string& reason) {
-  ++dead_letters_total_;
+  ++dead_letters_total_;  // counted whether or not the file can take it
   dead_letters_->write(line.line, line.byte_offset, reason, line.text);
+  note_dead_letters();
   if (options_.on_dead_letter) options_.on_dead_letter();
+}
+
+void StreamUpdater::note_dead_letters() {
+  const DeadLetterWriter& dl = *dead_letters_;
+  const std::uint64_t failures = dl.failures();
+  const bool failing = dl.failing();
+  if (failures == dl_failures_seen_ && failing == dl_failing_seen_) return;
+  if (failures > dl_failures_seen_ && !dl_failing_seen_) {
+    // A new failure episode (possibly already over: failed, then a retry in the same call
+    // worked). Logged once, and at most once a minute however often the file flaps.
+    const double now = steady_seconds();
+    dl_episode_logged_ = dl_last_warned_ == 0.0 || now - dl_last_warned_ >= 60.0;
+    if (dl_episode_logged_) {
+      dl_last_warned_ = now;
+      warn_line("dead-letter write failed (ingestion goes on; bad lines are still counted and the file is retried "
+                "every second and at each checkpoint): " + dl.last_error());
+    }
+  }
+  if (!failing && dl_episode_logged_) {
+    warn_line("dead-letter file " + dl.path() + " is written again (" + std::to_string(failures) +
+              " failed attempts in this process, " + std::to_string(dl.unwritten()) + " dead letters not in the file)");
+    dl_episode_logged_ = false;
+  }
+  dl_failures_seen_ = failures;
+  dl_failing_seen_ = failing;
+  if (options_.on_dead_letter_writes) options_.on_dead_letter_writes(failures, failing, failing ? dl.last_error() : "");
+}
+
+std::vector<std::string> StreamUpdater::degraded() const {
+  std::vector<std::string> out;
+  if (!checkpoint_error_.empty()) out.push_back("checkpoint writes failing: " + checkpoint_error_);
+  if (dead_letters_->failing()) out.push_back("dead-letter writes failing: " + dead_letters_->last_error());
+  return out;
 }
 
 void StreamUpdater::process_line(const SourceLine& line) {
   ++lines_;
   if (line.truncated) {
+    flush_batch();  // dead letters stay in line order
     ++oversized_;
     dead_letter(line, "line longer than " + std::to_string(config_.source.max_line_bytes) + " bytes");
     return;
@@ -242,40 +280,69 @@ void StreamUpdater::process_line(const SourceLine& line) {
     return;
   }
   if (!parser_.parse_padded(line.text, line.text.size() + kSourcePadding, view_, reason_)) {
+    flush_batch();  // dead letters stay in line order
     ++parse_errors_;
     dead_letter(line, reason_);
     return;
   }
-  assign_event(view_, event_);
-  ApplyResult result;
-  const auto t0 = std::chrono::steady_clock::now();
-  try {
-    result = engine_->apply(event_);
-  } catch (const InputError& e) {
-    // The engine's contract is to reject, not throw; if it throws on bad input anyway,
-    // the event is still only a dead letter.
-    ++engine_errors_;
-    result.accepted = false;
-    result.reason = std::string("engine error: ") + e.what();
+  if (batch_events_.size() < kApplyBatch) {
+    batch_events_.resize(kApplyBatch);
+    batch_lines_.resize(kApplyBatch);
+    batch_results_.resize(kApplyBatch);
+    batch_ns_.resize(kApplyBatch);
   }
-  const auto t1 = std::chrono::steady_clock::now();
-  const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-  latency_.record(ns);
-  if (options_.on_event) options_.on_event(event_, result.accepted, ns);
-  if (!result.accepted) dead_letter(line, result.reason.empty() ? std::string("rejected by the engine") : result.reason);
+  assign_event(view_, batch_events_[batch_size_]);
+  BatchedLine& b = batch_lines_[batch_size_];
+  b.line = line.line;
+  b.byte_offset = line.byte_offset;
+  b.text.assign(line.text.data(), line.text.size());
+  if (++batch_size_ == kApplyBatch) flush_batch();
+}
+
+void StreamUpdater::flush_batch() {
+  if (batch_size_ == 0) return;
+  const std::size_t n = batch_size_;
+  batch_size_ = 0;
+  engine_->apply_batch(batch_events_.data(), n, batch_results_.data(), batch_ns_.data());
+  for (std::size_t j = 0; j < n; ++j) {
+    const ApplyResult& result = batch_results_[j];
+    if (result.engine_error) ++engine_errors_;
+    latency_.record(batch_ns_[j]);
+    if (options_.on_event) options_.on_event(batch_events_[j], result.accepted, batch_ns_[j]);
+    if (!result.accepted) {
+      const BatchedLine& b = batch_lines_[j];
+      SourceLine line;
+      line.text = b.text;
+      line.line = b.line;
+      line.byte_offset = b.byte_offset;
+      dead_letter(line, result.reason.empty() ? std::string("rejected by the engine") : result.reason);
+    }
+  }
 }
 
 void StreamUpdater::checkpoint() {
+  flush_batch();  // the state must cover every line up to the recorded source offset
   if (!store_) return;
   CheckpointRecord record;
+  // Only the dead-letter bytes really on disk: a failing dead-letter file never fails the
+  // checkpoint, and what it still buffers is not recorded.
   record.dead_letter_bytes = dead_letters_->sync();
+  note_dead_letters();
   std::ostringstream out;
   engine_->save(out);
   record.engine_state = std::move(out).str();
   record.baseline_version = version_;
   record.source = source_->offset();
   record.counters = counter_map();
-  last_checkpoint_path_ = store_->write(record);
+  try {
+    last_checkpoint_path_ = store_->write(record);
+  } catch (const IoError& e) {
+    ++checkpoint_failures_;
+    checkpoint_error_ = e.what();
+    if (options_.on_checkpoint_failure) options_.on_checkpoint_failure(checkpoint_failures_, checkpoint_error_);
+    throw;
+  }
+  checkpoint_error_.clear();
   ++checkpoints_written_;
   // Only now that the state is durable may the source acknowledge upstream (Kafka commit).
   source_->on_checkpoint(record.source);
@@ -291,7 +358,7 @@ void StreamUpdater::checkpoint_periodic() {
   try {
     checkpoint();
   } catch (const IoError& e) {
-    ++checkpoint_failures_;
+    // Counted (checkpoint_failures) and reported to the hook by checkpoint().
     warn_line(std::string("checkpoint failed (ingestion goes on): ") + e.what());
     lines_since_checkpoint_ = 0;
     last_checkpoint_ = steady_seconds();
@@ -307,8 +374,10 @@ void StreamUpdater::maybe_swap() {
   ++swaps_;
   if (options_.on_baseline) options_.on_baseline(version_, next.model->data_cutoff);
   log_line("swapped to baseline " + version_ + " in " + std::to_string(steady_seconds() - t0) + " s");
-  // The new baseline is part of what a restart must reproduce: checkpoint right away.
-  checkpoint();
+  // The new baseline is part of what a restart must reproduce: checkpoint right away. A
+  // failing disk does not stop ingestion here either (a restart from the previous
+  // checkpoint swaps again).
+  checkpoint_periodic();
 }
 
 void StreamUpdater::periodic(bool force_stats) {
@@ -325,11 +394,13 @@ void StreamUpdater::periodic(bool force_stats) {
   const double lag = watermark > 0 ? wall_seconds() - watermark : 0.0;
   std::fprintf(options_.log,
                "freshrec-stream: events %llu (%.0f/s) dead_letters %llu guard accepts %llu rollbacks %llu "
-               "lag %.1fs apply p50 %.2fus p99 %.2fus\n",
+               "lag %.1fs apply p50 %.2fus p99 %.2fus checkpoint_failures %llu dead_letter_write_failures %llu%s\n",
                static_cast<unsigned long long>(c.events), rate,
                static_cast<unsigned long long>(dead_letters_total_), static_cast<unsigned long long>(c.guard_accepts),
                static_cast<unsigned long long>(c.guard_rollbacks), lag, latency_.quantile_ns(0.5) / 1e3,
-               latency_.quantile_ns(0.99) / 1e3);
+               latency_.quantile_ns(0.99) / 1e3, static_cast<unsigned long long>(checkpoint_failures_),
+               static_cast<unsigned long long>(dead_letters_->failures()),
+               degraded().empty() ? "" : " DEGRADED");
   std::fflush(options_.log);
   last_stats_ = now;
   last_stats_events_ = c.events;
@@ -347,8 +418,14 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
       stopped_by_ = "signal";
       break;
     }
-    if (watcher_ && watcher_->has_pending()) maybe_swap();
-    if (has_posted_.load(std::memory_order_acquire)) run_posted();
+    if (watcher_ && watcher_->has_pending()) {
+      flush_batch();
+      maybe_swap();
+    }
+    if (has_posted_.load(std::memory_order_acquire)) {
+      flush_batch();  // admin tasks see every line read so far applied
+      run_posted();
+    }
     const SourceStatus status = source_->next(line);
     if (status == SourceStatus::kLine) {
       process_line(line);
@@ -357,6 +434,7 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
       if (config_.checkpoint.every_events > 0 && lines_since_checkpoint_ >= config_.checkpoint.every_events)
         checkpoint_periodic();
       if (options_.stop_after_lines > 0 && run_lines_ >= options_.stop_after_lines) {
+        flush_batch();
         if (options_.crash) std::raise(SIGKILL);  // test hook: die as `kill -9` would
         stopped_by_ = "stop-after";
         break;
@@ -364,9 +442,11 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
       if ((run_lines_ & 1023) == 0) periodic(false);
       continue;
     }
+    flush_batch();  // nothing more right now: make what was read visible at once
     if (status == SourceStatus::kEnd || follow_to_eof) break;
     periodic(false);
     dead_letters_->flush();  // idle: let operators see the dead letters now
+    note_dead_letters();
     // Wait in short slices so SIGTERM and posted tasks are honoured promptly; a source
     // that can be woken (HTTP journal, Kafka) returns as soon as data arrives.
     for (int slept = 0; slept < config_.source.poll_ms && !stop.load(std::memory_order_relaxed) &&
@@ -375,11 +455,13 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
       if (source_->wait(std::min(20, config_.source.poll_ms - slept))) break;
     }
   }
+  flush_batch();
   run_elapsed_ = steady_seconds() - run_started_;
   // The last checkpoint may fail like any other (disk full): counted in the stats
   // ("checkpoint_failures") and logged, and the run still ends with its stats.
   if (store_ && (lines_since_checkpoint_ > 0 || checkpoints_written_ == 0)) checkpoint_periodic();
   dead_letters_->sync();
+  note_dead_letters();
   {
     std::lock_guard<std::mutex> lock(posted_mutex_);
     finished_ = true;  // later posts fail at once instead of waiting for a loop that is gone
@@ -426,6 +508,8 @@ nlohmann::json StreamUpdater::stats() const {
                    {"new_items", c.new_items},
                    {"checkpoints_written", checkpoints_written_},
                    {"checkpoint_failures", checkpoint_failures_},
+                   {"dead_letter_write_failures", dead_letters_->failures()},
+                   {"dead_letters_unwritten", dead_letters_->unwritten()},
                    {"swaps", swaps_},
                    {"swaps_refused", watcher_ ? watcher_->refused() : 0}};
   j["watermark"] = engine_->watermark();
@@ -433,6 +517,7 @@ nlohmann::json StreamUpdater::stats() const {
   j["restored_from"] = restored_from_.empty() ? nlohmann::json(nullptr) : nlohmann::json(restored_from_);
   j["source"] = {{"name", source_->describe()}, {"line", offset.line}, {"byte_offset", offset.byte_offset}};
   j["stopped_by"] = stopped_by_;
+  j["degraded"] = degraded();
   return j;
 }
 

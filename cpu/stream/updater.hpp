@@ -13,6 +13,7 @@
 #include <mutex>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -52,6 +53,15 @@ struct UpdaterOptions {
   std::function<void()> on_dead_letter;
   /// After each durable checkpoint (wall-clock epoch seconds of the write).
   std::function<void(double wall_time)> on_checkpoint;
+  /// After each checkpoint that could not be written (full disk, read-only directory):
+  /// this process's failures so far and the error, naming the file. The next
+  /// on_checkpoint means checkpoints work again.
+  std::function<void(std::uint64_t failures, const std::string& error)> on_checkpoint_failure;
+  /// When the dead-letter file's health changes: this process's failed write attempts
+  /// so far, whether the latest attempt failed, and its error naming the file ("" when
+  /// not failing). Called at most once per failed attempt, which DeadLetterWriter retries
+  /// at most once a second and at each checkpoint.
+  std::function<void(std::uint64_t failures, bool failing, const std::string& error)> on_dead_letter_writes;
   /// When a baseline is in use: at start and after each swap (version, its data cutoff).
   std::function<void(const std::string& version, double data_cutoff)> on_baseline;
 };
@@ -76,8 +86,13 @@ class StreamUpdater {
 
   /// The stats document: "events" (accepted, cumulative over restarts), "events_per_s"
   /// (this run), "apply_p50_us", "apply_p99_us" (this run), "dead_letters" (cumulative),
-  /// "state_digest", guard accepts/rollbacks and every counter.
+  /// "state_digest", guard accepts/rollbacks, every counter (among them this process's
+  /// "checkpoint_failures" and "dead_letter_write_failures") and "degraded" (see degraded()).
   nlohmann::json stats() const;
+  /// What is failing now while ingestion goes on: "checkpoint writes failing: <error>"
+  /// while the latest checkpoint attempt failed, "dead-letter writes failing: <error>"
+  /// while the latest dead-letter write failed; empty when healthy. Updater thread only.
+  std::vector<std::string> degraded() const;
 
   /// Runs `task` on the updater's thread between two events (the next loop turn, at most
   /// one source poll later) and returns its result; the way admin requests reach state
@@ -100,6 +115,9 @@ class StreamUpdater {
  private:
   void process_line(const SourceLine& line);
   void dead_letter(const SourceLine& line, const std::string& reason);
+  /// After each call into the dead-letter writer: logs the start and end of a failure
+  /// episode (rate-limited) and tells the on_dead_letter_writes hook.
+  void note_dead_letters();
   void checkpoint();
   /// checkpoint() for the periodic triggers: an I/O failure is counted and logged, not thrown.
   void checkpoint_periodic();
@@ -121,8 +139,21 @@ class StreamUpdater {
   std::unique_ptr<ModelWatcher> watcher_;
   NdjsonEventParser parser_;
   EventView view_;
-  Event event_;
   std::string reason_;
+  // Parsed events not yet applied: applied together under one engine lock (apply_batch)
+  // when the batch is full, the source has nothing more right now, or before anything that
+  // reads or records the state (checkpoint, stats, swap, posted tasks, stop).
+  struct BatchedLine {
+    std::uint64_t line = 0, byte_offset = 0;
+    std::string text;  ///< the raw line, for its dead letter if the engine rejects it
+  };
+  static constexpr std::size_t kApplyBatch = 128;
+  std::vector<Event> batch_events_;
+  std::vector<BatchedLine> batch_lines_;
+  std::vector<ApplyResult> batch_results_;
+  std::vector<std::uint64_t> batch_ns_;
+  std::size_t batch_size_ = 0;
+  void flush_batch();
   LatencyHistogram latency_;
   std::string restored_from_;
   std::string last_checkpoint_path_;
@@ -143,7 +174,12 @@ class StreamUpdater {
   std::uint64_t run_start_events_ = 0;
   std::uint64_t lines_since_checkpoint_ = 0;
   std::uint64_t checkpoints_written_ = 0;
-  std::uint64_t checkpoint_failures_ = 0;  ///< periodic checkpoints that failed (disk full, read-only)
+  std::uint64_t checkpoint_failures_ = 0;  ///< checkpoints that failed (disk full, read-only)
+  std::string checkpoint_error_;           ///< the latest attempt's error; "" once one succeeds
+  std::uint64_t dl_failures_seen_ = 0;     ///< dead-letter writer state at the last note_dead_letters()
+  bool dl_failing_seen_ = false;
+  bool dl_episode_logged_ = false;
+  double dl_last_warned_ = 0.0;            ///< steady seconds of the last "failing" warning (0 = none)
   std::uint64_t swaps_ = 0;
   std::string stopped_by_;
   double run_started_ = 0.0;     // steady seconds

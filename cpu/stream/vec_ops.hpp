@@ -36,20 +36,40 @@ inline float dot(const float* a, const float* b, int k) noexcept {
 /// of the division, covered by the slack of the bound in recommend.cpp). Returns scale.
 inline float quantise_row(const float* q, int k, std::int8_t* q8) noexcept {
   // Plain comparisons, not std::fmax/fmin: those are library calls under strict IEEE
-  // semantics and this runs on every item update.
+  // semantics and this runs on every item update. The SIMD paths give the same bytes as the
+  // scalar loop: max is exact in any order (a NaN lane is skipped by both, as max_ps returns
+  // its second operand then), and cvtps_epi32 rounds to nearest-even in the default mode,
+  // as nearbyint does (nearbyint itself is a library call per element without -ffast-math).
   float m = 0.0f;
-  for (int d = 0; d < k; ++d) {
+  int d = 0;
+#if defined(__AVX512F__)
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 vm = _mm512_setzero_ps();
+  for (; d + 16 <= k; d += 16) vm = _mm512_max_ps(_mm512_and_ps(_mm512_loadu_ps(q + d), abs_mask), vm);
+  m = _mm512_reduce_max_ps(vm);
+#endif
+  for (; d < k; ++d) {
     const float a = std::fabs(q[d]);
     m = a > m ? a : m;
   }
   if (!(m > 0.0f) || !(m < INFINITY)) {
-    for (int d = 0; d < k; ++d) q8[d] = 0;
+    for (int j = 0; j < k; ++j) q8[j] = 0;
     // A non-finite row never reaches items_ (finite checks); a zero row scores 0 exactly.
     return m > 0.0f ? INFINITY : 0.0f;
   }
   const float scale = m / 127.0f;
   const float inv = 127.0f / m;
-  for (int d = 0; d < k; ++d) {
+  d = 0;
+#if defined(__AVX512F__)
+  const __m512 vinv = _mm512_set1_ps(inv);
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  for (; d + 16 <= k; d += 16) {
+    __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(q + d), vinv));
+    r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q8 + d), _mm512_cvtepi32_epi8(r));
+  }
+#endif
+  for (; d < k; ++d) {
     float r = std::nearbyint(q[d] * inv);
     r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
     q8[d] = static_cast<std::int8_t>(r);

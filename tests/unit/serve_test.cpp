@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -531,6 +533,102 @@ TEST_F(Serve, HttpErrorsAreJsonWithTheRightCode) {
                            "freshrec_model_age_seconds", "freshrec_checkpoint_age_seconds"})
     EXPECT_NE(r->body.find(name), std::string::npos) << name;
   svc.stop();
+}
+
+// Checkpoints that cannot be written (the directory replaced by a regular file: ENOTDIR,
+// which stops root too) and a dead-letter file on a full device (/dev/full: ENOSPC):
+// serving and ingestion go on, /readyz stays 200 and names what is degraded until a later
+// attempt works, /metrics counts the failures.
+TEST_F(Serve, FailingCheckpointAndDeadLetterWritesShowInReadyzAndMetrics) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
+  StreamProcessConfig c = base_config("degraded");
+  c.source.type = SourceType::kHttp;
+  c.http.journal = dir_->file("journal-degraded.ndjson");
+  c.http.admin_token = "t";
+  c.dead_letter.path = "/dev/full";
+  RunningService svc(c, quiet());
+  ASSERT_TRUE(eventually(20, [&] { return svc.ready(); })) << svc.error();
+  auto& h = svc.http();
+  auto readyz = [&] {
+    int status = 0;
+    nlohmann::json j = get_json(h, "/readyz", &status);
+    EXPECT_EQ(status, 200) << j.dump();
+    EXPECT_EQ(j["ready"], true) << j.dump();
+    return j;
+  };
+  auto degraded_with = [&](const std::string& prefix) {
+    const nlohmann::json ready = readyz();
+    for (const auto& d : ready["degraded"])
+      if (d.get<std::string>().rfind(prefix, 0) == 0) return d.get<std::string>();
+    return std::string();
+  };
+  EXPECT_TRUE(readyz()["degraded"].empty());
+  std::string m = svc.service().metrics_text();
+  for (const char* name : {"freshrec_checkpoint_failures_total", "freshrec_dead_letter_write_failures_total"}) {
+    EXPECT_EQ(metric(m, name), 0) << name;
+    EXPECT_NE(m.find(std::string("# TYPE ") + name + " counter\n"), std::string::npos) << name;
+    EXPECT_NE(m.find(std::string("# HELP ") + name + " "), std::string::npos) << name;
+  }
+
+  // A line the engine rejects (a negative price) is a dead letter; /dev/full refuses it.
+  const double t = data_end();
+  auto r = h.Post("/v1/events",
+                  event_line("deg-1", "i1", "click", t) + "\n" + event_line("deg-1", "i2", "view", t, "\"price\":-5") + "\n",
+                  "application/x-ndjson");
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+  ASSERT_TRUE(eventually(5, [&] { return !degraded_with("dead-letter writes failing: ").empty(); })) << readyz().dump();
+  const std::string dl = degraded_with("dead-letter writes failing: ");
+  EXPECT_NE(dl.find("/dev/full"), std::string::npos) << dl;
+  EXPECT_NE(dl.find(std::strerror(ENOSPC)), std::string::npos) << dl;
+  m = svc.service().metrics_text();
+  EXPECT_GE(metric(m, "freshrec_dead_letter_write_failures_total"), 1);
+  EXPECT_EQ(metric(m, "freshrec_dead_letter_failing"), 1);
+  EXPECT_EQ(metric(m, "freshrec_dead_letters_total"), 1);
+  EXPECT_EQ(metric(m, "freshrec_events_applied_total"), 1);
+
+  // The checkpoint directory turns into a regular file: the checkpoint fails, naming it.
+  const std::string ck = c.checkpoint.dir;
+  ASSERT_EQ(std::rename(ck.c_str(), (ck + ".away").c_str()), 0);
+  { std::ofstream(ck) << "not a directory\n"; }
+  const httplib::Headers auth = {{"Authorization", "Bearer t"}};
+  r = h.Post("/v1/admin/checkpoint", auth, "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  EXPECT_NE(r->body.find(ck), std::string::npos) << r->body;
+  const std::string ckd = degraded_with("checkpoint writes failing: ");
+  EXPECT_EQ(ckd.rfind("checkpoint writes failing: " + ck + "/", 0), 0u) << readyz().dump();
+  EXPECT_NE(ckd.find(std::strerror(ENOTDIR)), std::string::npos) << ckd;
+  m = svc.service().metrics_text();
+  EXPECT_EQ(metric(m, "freshrec_checkpoint_failures_total"), 1);
+  EXPECT_EQ(metric(m, "freshrec_checkpoint_failing"), 1);
+  // Serving and ingestion go on.
+  int status = 0;
+  get_json(h, "/v1/recommend?user_id=deg-1&k=3", &status);
+  EXPECT_EQ(status, 200);
+  r = h.Post("/v1/events", event_line("deg-2", "i3", "click", t + 1) + "\n", "application/x-ndjson");
+  ASSERT_TRUE(r && r->status == 200);
+  ASSERT_TRUE(eventually(5, [&] { return metric(svc.service().metrics_text(), "freshrec_events_applied_total") == 2; }));
+
+  // The directory is back: the next checkpoint works and clears the condition.
+  ASSERT_EQ(std::remove(ck.c_str()), 0);
+  ASSERT_EQ(std::rename((ck + ".away").c_str(), ck.c_str()), 0);
+  r = h.Post("/v1/admin/checkpoint", auth, "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(degraded_with("checkpoint writes failing: ").empty()) << readyz().dump();
+  EXPECT_FALSE(degraded_with("dead-letter writes failing: ").empty());  // /dev/full is still full
+  m = svc.service().metrics_text();
+  EXPECT_EQ(metric(m, "freshrec_checkpoint_failures_total"), 1);
+  EXPECT_EQ(metric(m, "freshrec_checkpoint_failing"), 0);
+
+  const nlohmann::json stats = svc.stop();
+  ASSERT_TRUE(svc.error().empty()) << svc.error();
+  EXPECT_EQ(stats["events"], 2);
+  EXPECT_EQ(stats["dead_letters"], 1);
+  EXPECT_EQ(stats["counters"]["checkpoint_failures"], 1);
+  EXPECT_GE(stats["counters"]["dead_letter_write_failures"].get<std::uint64_t>(), 1u);
+  ASSERT_EQ(stats["degraded"].size(), 1u) << stats.dump();
+  EXPECT_EQ(stats["degraded"][0].get<std::string>().rfind("dead-letter writes failing: /dev/full: ", 0), 0u);
 }
 
 // Acknowledged events survive: a restart resumes the journal at the checkpoint, applies

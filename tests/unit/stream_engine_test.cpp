@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "cpu/stream/stream_engine.hpp"
+#include "cpu/stream/vec_ops.hpp"
 #include "cpu/util/error.hpp"
 
 namespace freshrec {
@@ -77,6 +78,47 @@ std::vector<Event> mixed_stream(int n, int n_users, int n_items, std::uint32_t s
     out.push_back(e);
   }
   return out;
+}
+
+// The SIMD quantiser must give the bytes of the plain loop (recommend's exactness bound and
+// the state digest rely on it): random rows, rows with exact .5 ties, a zero row, odd k.
+TEST(StreamKernels, QuantiseRowMatchesScalarReference) {
+  auto reference = [](const float* q, int k, std::int8_t* q8) {
+    float m = 0.0f;
+    for (int d = 0; d < k; ++d) m = std::fabs(q[d]) > m ? std::fabs(q[d]) : m;
+    if (!(m > 0.0f)) {
+      std::fill_n(q8, k, std::int8_t{0});
+      return 0.0f;
+    }
+    const float inv = 127.0f / m;
+    for (int d = 0; d < k; ++d) {
+      float r = std::nearbyint(q[d] * inv);
+      r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+      q8[d] = static_cast<std::int8_t>(r);
+    }
+    return m / 127.0f;
+  };
+  std::uint64_t s = 99;
+  auto next = [&s] {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<float>(static_cast<std::int64_t>(s >> 33) % 2001 - 1000) / 997.0f;
+  };
+  for (int k : {64, 16, 37, 128, 3}) {
+    for (int row = 0; row < 500; ++row) {
+      std::vector<float> q(static_cast<std::size_t>(k));
+      for (float& x : q) x = next();
+      if (row % 5 == 1) {  // exact ties: max 127 -> q*inv lands on k + 0.5 for these
+        q[0] = 127.0f;
+        for (int d = 1; d < k; ++d) q[d] = std::floor(next() * 100.0f) + 0.5f;
+      }
+      if (row == 3) std::fill(q.begin(), q.end(), 0.0f);
+      std::vector<std::int8_t> got(q.size()), want(q.size());
+      const float gs = stream::quantise_row(q.data(), k, got.data());
+      const float ws = reference(q.data(), k, want.data());
+      ASSERT_EQ(gs, ws) << "k=" << k << " row " << row;
+      ASSERT_EQ(got, want) << "k=" << k << " row " << row;
+    }
+  }
 }
 
 TEST(StreamSession, SplitsAtTheGap) {
@@ -332,6 +374,44 @@ TEST(StreamState, DeterministicAndRestoresBitForBit) {
     for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
     EXPECT_EQ(resumed.state_digest(), a.state_digest()) << "cut at " << cut;
   }
+}
+
+// apply_batch is apply() in order under one lock: same results (rejections included), same
+// counters, same state, whatever the batch sizes.
+TEST(StreamState, ApplyBatchEqualsOneByOne) {
+  auto m = random_model(30, 60, 8);
+  StreamConfig c = quiet_config();
+  c.guard.cycle_events = 97;
+  c.guard.holdout_probability = 0.1;
+  c.memory.max_users = 25;
+  auto events = mixed_stream(1200, 30, 60, 5);
+  for (std::size_t j = 3; j < events.size(); j += 101) events[j].timestamp = std::nan("");  // rejected
+  StreamEngine one(c, m), batched(c, m);
+  std::vector<ApplyResult> want;
+  for (const auto& e : events) want.push_back(one.apply(e));
+  std::vector<ApplyResult> got(events.size());
+  std::vector<std::uint64_t> ns(events.size(), 0);
+  std::size_t at = 0;
+  for (std::size_t size : {1u, 7u, 128u, 2u, 300u}) {
+    while (at < events.size()) {
+      const std::size_t n = std::min(size, events.size() - at);
+      batched.apply_batch(&events[at], n, &got[at], &ns[at]);
+      at += n;
+      if (size != 300u) break;  // each size once, the last one takes the rest
+    }
+  }
+  ASSERT_EQ(at, events.size());
+  std::size_t rejected = 0;
+  for (std::size_t j = 0; j < events.size(); ++j) {
+    ASSERT_EQ(got[j].accepted, want[j].accepted) << j;
+    EXPECT_EQ(got[j].reason, want[j].reason) << j;
+    EXPECT_FALSE(got[j].engine_error);
+    rejected += !got[j].accepted;
+  }
+  EXPECT_GE(rejected, 11u);
+  EXPECT_EQ(batched.state_digest(), one.state_digest());
+  EXPECT_EQ(batched.counters().events, one.counters().events);
+  EXPECT_EQ(batched.counters().rejected, one.counters().rejected);
 }
 
 // The popularity sampler is rebuilt a slice per event after each cycle's end: a checkpoint

@@ -3,8 +3,12 @@
 // recovery story (SIGKILL at several points of a replay, restart, same final digest).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -15,6 +19,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -274,6 +279,118 @@ TEST(DeadLetter, TruncateToForgetsLinesAfterACheckpoint) {
   EXPECT_TRUE(dl.truncate_to(at));
   EXPECT_EQ(read_file(path), format_dead_letter(1, 0, "r", "x", 100));
   EXPECT_FALSE(dl.truncate_to(at + 1000));
+}
+
+std::size_t count_lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
+// An unopenable path (its directory missing) is reported, not thrown; the lines stay
+// buffered, retries are spaced, and once the directory exists everything is appended.
+TEST(DeadLetter, AnUnopenablePathIsReportedNotThrownAndRecovers) {
+  TempDir dir;
+  const std::string parent = dir.file("later");
+  const std::string path = parent + "/dl.ndjson";
+  DeadLetterWriter dl(path, 100);
+  EXPECT_TRUE(dl.failing());
+  EXPECT_EQ(dl.failures(), 1u);
+  EXPECT_TRUE(contains(dl.last_error(), path)) << dl.last_error();
+  EXPECT_TRUE(contains(dl.last_error(), std::strerror(ENOENT))) << dl.last_error();
+  dl.write(1, 0, "r", "a");
+  dl.write(2, 10, "r", "b");
+  EXPECT_EQ(dl.sync(), 0u);  // nothing is on disk, so a checkpoint records nothing
+  EXPECT_EQ(dl.failures(), 2u);  // sync() always retries
+  // Within the retry interval, writes and flushes do not retry (no syscall per event).
+  for (int i = 0; i < 100; ++i) {
+    dl.write(3 + static_cast<std::uint64_t>(i), 20, "r", "c");
+    dl.flush();
+  }
+  EXPECT_EQ(dl.failures(), 2u);
+  EXPECT_EQ(dl.count(), 102u);
+  EXPECT_EQ(dl.unwritten(), 102u);
+  ASSERT_EQ(::mkdir(parent.c_str(), 0755), 0);  // the file system takes writes again
+  const std::uint64_t size = dl.sync();
+  EXPECT_FALSE(dl.failing());
+  EXPECT_EQ(dl.unwritten(), 0u);
+  const std::string text = read_file(path);
+  EXPECT_EQ(size, text.size());
+  EXPECT_EQ(count_lines(text), 102u);
+  EXPECT_EQ(text.substr(0, text.find('\n') + 1), format_dead_letter(1, 0, "r", "a", 100));
+}
+
+// /dev/full answers every write with ENOSPC: counted and reported, never thrown.
+TEST(DeadLetter, DevFullIsReportedAsNoSpace) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
+  DeadLetterWriter dl("/dev/full", 100);
+  EXPECT_FALSE(dl.failing());
+  dl.write(1, 0, "r", "x");
+  EXPECT_EQ(dl.sync(), 0u);
+  EXPECT_TRUE(dl.failing());
+  EXPECT_EQ(dl.failures(), 1u);
+  EXPECT_TRUE(contains(dl.last_error(), "/dev/full")) << dl.last_error();
+  EXPECT_TRUE(contains(dl.last_error(), std::strerror(ENOSPC))) << dl.last_error();
+  EXPECT_EQ(dl.count(), 1u);
+  EXPECT_EQ(dl.unwritten(), 1u);
+  EXPECT_TRUE(dl.truncate_to(0));  // a device has nothing to cut (no throw on restore)
+}
+
+// A disk that fills in the middle of a write: the whole lines that fit stay, the cut line
+// is removed, sync() reports only those bytes; when space is back the rest is appended.
+// RLIMIT_FSIZE is a full disk for this process alone (writes past it fail with EFBIG).
+TEST(DeadLetter, AFullDiskKeepsWholeLinesAndResumesWhenSpaceIsBack) {
+  TempDir dir;
+  const std::string path = dir.file("dl.ndjson");
+  const std::string l1 = format_dead_letter(1, 0, "r", "first", 100);
+  const std::string l2 = format_dead_letter(2, 10, "r", "second line", 100);
+  const std::string l3 = format_dead_letter(3, 20, "r", "third line!", 100);
+  DeadLetterWriter dl(path, 100);
+  dl.write(1, 0, "r", "first");
+  ASSERT_EQ(dl.sync(), l1.size());
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  void (*old_handler)(int) = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = saved;
+  small.rlim_cur = l1.size() + l2.size() + l3.size() / 2;  // room for line 2 and half of line 3
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  dl.write(2, 10, "r", "second line");
+  dl.write(3, 20, "r", "third line!");
+  const std::uint64_t full_size = dl.sync();
+  const bool full_failing = dl.failing();
+  const std::string full_error = dl.last_error();
+  const std::uint64_t full_unwritten = dl.unwritten();
+  ::setrlimit(RLIMIT_FSIZE, &saved);  // space is back (assert only now: gtest may write files)
+  const std::string on_full_disk = read_file(path);
+  EXPECT_TRUE(full_failing);
+  EXPECT_TRUE(contains(full_error, path) && contains(full_error, std::strerror(EFBIG))) << full_error;
+  EXPECT_EQ(on_full_disk, l1 + l2) << "a partial line was left in the file";
+  EXPECT_EQ(full_size, (l1 + l2).size());
+  EXPECT_EQ(full_unwritten, 1u);
+  const std::uint64_t size = dl.sync();
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_FALSE(dl.failing());
+  EXPECT_EQ(read_file(path), l1 + l2 + l3);
+  EXPECT_EQ(size, (l1 + l2 + l3).size());
+  EXPECT_EQ(dl.failures(), 1u);
+}
+
+// A restart's cut that cannot be done yet (directory gone) is done before the next append:
+// lines of the crashed run past the checkpoint never stay in the file.
+TEST(DeadLetter, ACutThatCannotBeDoneYetIsDoneBeforeTheNextAppend) {
+  TempDir dir;
+  const std::string parent = dir.file("gone");
+  const std::string path = parent + "/dl.ndjson";
+  DeadLetterWriter dl(path, 100);
+  ASSERT_TRUE(dl.failing());
+  EXPECT_TRUE(dl.truncate_to(0));  // the checkpoint recorded an empty file
+  dl.write(7, 70, "r", "after the checkpoint");
+  ASSERT_EQ(::mkdir(parent.c_str(), 0755), 0);
+  write_text(path, format_dead_letter(5, 50, "r", "stale, past the checkpoint", 100));
+  const std::uint64_t size = dl.sync();
+  EXPECT_FALSE(dl.failing());
+  EXPECT_EQ(read_file(path), format_dead_letter(7, 70, "r", "after the checkpoint", 100));
+  EXPECT_EQ(size, read_file(path).size());
 }
 
 // ---------------------------------------------------------------- checkpoints
@@ -601,6 +718,110 @@ TEST_F(Recovery, KilledAtSeveralPointsRestartsToTheSameState) {
   EXPECT_EQ(resumed["restored_from"], files[1]);
   EXPECT_EQ(resumed["state_digest"], clean["state_digest"]);
   EXPECT_EQ(read_file(c.dead_letter.path), clean_dead);
+}
+
+// The dead-letter file on a full device (/dev/full: ENOSPC) or under a path that cannot
+// be a directory (ENOTDIR, which stops root too): every event is still applied, every bad
+// line counted, the failure logged once (however many attempts fail), counted, and the
+// checkpoints record no dead-letter bytes, since none are on disk.
+TEST_F(Recovery, AnUnwritableDeadLetterFileDoesNotStopIngestion) {
+  const nlohmann::json clean = run_updater(updater_config(*dir_, models_, events_, "dl-ok"), dir_->file("s-dl-ok.json"));
+  ASSERT_FALSE(clean.empty());
+  ASSERT_GT(clean["dead_letters"].get<std::uint64_t>(), 8u);
+  EXPECT_EQ(clean["counters"]["dead_letter_write_failures"], 0);
+  EXPECT_EQ(clean["counters"]["dead_letters_unwritten"], 0);
+  EXPECT_TRUE(clean["degraded"].empty());
+  write_text(dir_->file("plain-file"), "a regular file where a directory is expected\n");
+  struct Case {
+    std::string tag, path;
+    int err;
+  };
+  std::vector<Case> cases = {{"dl-notdir", dir_->file("plain-file") + "/dead.ndjson", ENOTDIR}};
+  if (::access("/dev/full", W_OK) == 0) cases.push_back({"dl-full", "/dev/full", ENOSPC});
+  for (const Case& k : cases) {
+    StreamProcessConfig c = updater_config(*dir_, models_, events_, k.tag);
+    c.dead_letter.path = k.path;
+    const std::string warn_path = dir_->file("warn-" + k.tag + ".txt");
+    const std::string log_path = dir_->file("log-" + k.tag + ".txt");
+    const std::string stats_path = dir_->file("s-" + k.tag + ".json");
+    const int status = in_child([&] {
+      UpdaterOptions o = quiet_options();
+      o.warn = std::fopen(warn_path.c_str(), "w");
+      o.log = std::fopen(log_path.c_str(), "w");
+      {
+        StreamUpdater updater(c, o);
+        std::atomic<bool> stop{false};
+        write_text(stats_path, updater.run(stop).dump());
+      }
+      std::fclose(o.warn);
+      std::fclose(o.log);
+    });
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << k.tag << " status " << status;
+    const nlohmann::json s = nlohmann::json::parse(read_file(stats_path));
+    EXPECT_EQ(s["events"], clean["events"]) << k.tag;
+    EXPECT_EQ(s["counters"]["lines"], clean["counters"]["lines"]) << k.tag;
+    EXPECT_EQ(s["state_digest"], clean["state_digest"]) << k.tag;
+    EXPECT_EQ(s["dead_letters"], clean["dead_letters"]) << k.tag;
+    EXPECT_EQ(s["counters"]["dead_letters_unwritten"], clean["dead_letters"]) << k.tag;
+    EXPECT_GE(s["counters"]["dead_letter_write_failures"].get<std::uint64_t>(), 2u) << k.tag;  // one per checkpoint at least
+    EXPECT_EQ(s["counters"]["checkpoint_failures"], 0) << k.tag;
+    ASSERT_EQ(s["degraded"].size(), 1u) << s["degraded"].dump();
+    const std::string degraded = s["degraded"][0];
+    EXPECT_EQ(degraded.rfind("dead-letter writes failing: " + k.path + ": ", 0), 0u) << degraded;
+    EXPECT_TRUE(contains(degraded, std::strerror(k.err))) << degraded;
+    // Logged once with the path and the reason, not once per bad line or per attempt.
+    const std::string warn = read_file(warn_path);
+    std::size_t mentions = 0;
+    for (std::size_t at = warn.find(k.path); at != std::string::npos; at = warn.find(k.path, at + 1)) ++mentions;
+    EXPECT_EQ(mentions, 1u) << warn;
+    EXPECT_TRUE(contains(warn, "dead-letter write failed (ingestion goes on") && contains(warn, std::strerror(k.err))) << warn;
+    // The final stats line shows the failures.
+    const std::string log = read_file(log_path);
+    const std::uint64_t failures = s["counters"]["dead_letter_write_failures"].get<std::uint64_t>();
+    EXPECT_TRUE(contains(log, "dead_letter_write_failures " + std::to_string(failures) + " DEGRADED")) << log;
+    // Every checkpoint records only bytes on disk: none.
+    CheckpointStore store(c.checkpoint.dir, 2);
+    ASSERT_FALSE(store.list().empty());
+    for (const std::string& f : store.list()) EXPECT_EQ(read_checkpoint(f).dead_letter_bytes, 0u) << f;
+  }
+}
+
+// Killed while the dead-letter path was unusable, restarted once it works: the file then
+// holds exactly the dead letters of the lines after the restored checkpoint (those before
+// it were never on disk, none is doubled), and the state is the uninterrupted run's.
+TEST_F(Recovery, DeadLettersResumeConsistentlyWhenThePathWorksAgain) {
+  const nlohmann::json clean = run_updater(updater_config(*dir_, models_, events_, "dl-ref"), dir_->file("s-dl-ref.json"));
+  ASSERT_FALSE(clean.empty());
+  const std::string parent = dir_->file("dl-later");
+  write_text(parent, "not a directory yet\n");
+  StreamProcessConfig c = updater_config(*dir_, models_, events_, "dl-later");
+  c.dead_letter.path = parent + "/dead.ndjson";
+  run_updater(c, dir_->file("s-dl-later.json"), 10000);
+  // The newest checkpoint (the resumed run prunes it later): no dead-letter bytes recorded.
+  const std::vector<std::string> written = CheckpointStore(c.checkpoint.dir, 2).list();
+  ASSERT_FALSE(written.empty());
+  const CheckpointRecord restored = read_checkpoint(written.front());
+  EXPECT_EQ(restored.dead_letter_bytes, 0u);
+  ASSERT_EQ(std::remove(parent.c_str()), 0);
+  ASSERT_EQ(::mkdir(parent.c_str(), 0755), 0);
+  const nlohmann::json resumed = run_updater(c, dir_->file("s-dl-later.json"));
+  EXPECT_EQ(resumed["restored_from"], written.front());
+  EXPECT_EQ(resumed["state_digest"], clean["state_digest"]);
+  EXPECT_EQ(resumed["dead_letters"], clean["dead_letters"]);
+  EXPECT_EQ(resumed["counters"]["dead_letter_write_failures"], 0);
+  EXPECT_TRUE(resumed["degraded"].empty());
+  std::istringstream all(read_file(dir_->file("dl-dl-ref.ndjson")));
+  std::string expected;
+  std::size_t before = 0;
+  for (std::string l; std::getline(all, l);) {
+    if (nlohmann::json::parse(l)["line"].get<std::uint64_t>() > restored.source.line)
+      expected += l + "\n";
+    else
+      ++before;
+  }
+  EXPECT_GT(before, 0u);
+  EXPECT_FALSE(expected.empty());
+  EXPECT_EQ(read_file(c.dead_letter.path), expected);
 }
 
 TEST_F(Recovery, CheckpointOfAnOlderBaselineIsRestoredThenSwapped) {
