@@ -9,6 +9,7 @@
 # Every phase is bounded (wrk -d $DURATION, replay killed after $DURATION + 10 s).
 #   usage: tests/bench/http_load.sh [build-dir]      (a configured build directory)
 #   knobs: RATE=100000 DURATION=20 CONNS=16 ITEMS=100000 USERS=100000 FACTORS=64 TRIALS=200
+#          STREAM_SET="--set http.threads=2" (extra freshrec-stream overrides)
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,7 +50,7 @@ PORT=$(free_port)
 "$BIN/freshrec-stream" --config "$ROOT/configs/stream.yaml" --quiet --set model.dir=models --set model.poll_ms=0 \
   --set source.type=http --set http.enabled=true --set http.port="$PORT" --set http.journal="$WORK/journal.ndjson" \
   --set checkpoint.dir= --set dead_letter.path="$WORK/dl.ndjson" --set stats.interval_seconds=0 \
-  --set redis.url= >stream.log 2>&1 &
+  --set redis.url= ${STREAM_SET:-} >stream.log 2>&1 &
 STREAM_PID=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat stream.log; exit 1; }
