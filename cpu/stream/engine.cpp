@@ -446,6 +446,8 @@ ApplyResult Core::apply(const Event& e) {
 void Core::swap_baseline(std::shared_ptr<const FactorModel> next) {
   if (!next) throw InputError("swap_baseline: next model is null");
   std::shared_ptr<const BaselineInfo> info = make_baseline_info(*next);
+  // The bandit's priors follow the nightly user vectors; its evidence stays.
+  if (explorer_) explorer_->rebase(*base_, *next);
   install_baseline(next, info);
   // Re-learn what the new model has not seen, in journal order, with its own seeded stream
   // so the result depends only on (seed, swap number, journal).

@@ -57,6 +57,37 @@ UserPosterior* Explorer::posterior_for(const std::string& user, const FactorMode
   return &e.posterior;
 }
 
+namespace {
+// The user's row of `m` as k floats, zeros when `m` does not know the user.
+void nightly_vector(const FactorModel& m, const std::string& user, int k, std::vector<float>& out) {
+  out.assign(static_cast<std::size_t>(k), 0.0f);
+  if (auto row = m.user_ids.find(user); row && static_cast<Eigen::Index>(*row) < m.user_factors.rows())
+    for (int d = 0; d < k; ++d) out[static_cast<std::size_t>(d)] = m.user_factors(static_cast<Eigen::Index>(*row), d);
+}
+}  // namespace
+
+void Explorer::rebase(const FactorModel& old_base, const FactorModel& new_base) {
+  const int k = static_cast<int>(new_base.item_factors.cols());
+  if (k != static_cast<int>(old_base.item_factors.cols())) {
+    counters_.evicted_users += users_.size();
+    users_.clear();
+    lru_.clear();
+    return;
+  }
+  std::vector<float> old_mean, new_mean;
+  for (auto& [user, entry] : users_) {
+    nightly_vector(old_base, user, k, old_mean);
+    nightly_vector(new_base, user, k, new_mean);
+    entry.posterior.rebase(old_mean.data(), new_mean.data(), cfg_.explore.prior_precision);
+  }
+}
+
+std::optional<std::vector<double>> Explorer::posterior_mean(const std::string& user) const {
+  auto it = users_.find(user);
+  if (it == users_.end()) return std::nullopt;
+  return it->second.posterior.mean();
+}
+
 void Explorer::close(const ImpressionOutcome& o, const FactorModel& baseline) {
   (o.rewarded ? counters_.rewards : counters_.weak_negatives) += 1;
   evidence_.add(o.item, 1.0f);

@@ -15,6 +15,7 @@
 #include <functional>
 #include <iosfwd>
 #include <list>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -70,6 +71,14 @@ class Explorer {
   /// watermark, `baseline` for its nightly model.
   Recommendation recommend(const GreedyFn& greedy, const ScoreFn& score, const FactorModel& baseline, double watermark,
                            const RecommendRequest& request, std::uint64_t request_number = 0) const;
+
+  /// A hot swap from `old_base` to `new_base`: every tracked posterior's prior mean moves from
+  /// the user's old nightly vector to the new one (zeros where a model lacks the user), the
+  /// evidence gathered so far is kept (UserPosterior::rebase). A model of another k cannot
+  /// carry a posterior over: they are dropped and start again from the new prior.
+  void rebase(const FactorModel& old_base, const FactorModel& new_base);
+  /// The posterior mean of `user` (k doubles), or nullopt when the user has no posterior.
+  std::optional<std::vector<double>> posterior_mean(const std::string& user) const;
 
   /// Canonical serialisation (checkpoint and digest); restore throws IntegrityError on bad bytes.
   void save(std::ostream& out) const;

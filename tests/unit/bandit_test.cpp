@@ -484,6 +484,54 @@ TEST(Explorer, ClosesTheLoopExploresWithinSlotsAndCheckpoints) {
   EXPECT_THROW(back.restore(cut), IntegrityError);
 }
 
+// A hot swap moves each posterior's prior to the new nightly user vector and keeps the
+// evidence: with the item vectors unchanged, a posterior rebased from model 1 to model 2
+// equals one that saw the same outcomes on model 2 from the start.
+TEST(Explorer, HotSwapRebasesPriorsAndKeepsEvidence) {
+  const auto m1 = tiny_model(20, 60, 4);
+  auto m2 = std::make_shared<FactorModel>(*m1);
+  for (Eigen::Index j = 0; j < m2->user_factors.size(); ++j) m2->user_factors.data()[j] += 0.25f * static_cast<float>(j % 3);
+  ExplorerConfig cfg;
+  cfg.explore.policy = ExplorePolicy::kThompson;
+  cfg.explore.slots = 2;
+  cfg.explore.prior_precision = 2.0;
+  cfg.explore.reward_window_seconds = 100;
+  Explorer swapped(cfg), direct(cfg);
+  double t = 1000.0;
+  std::vector<Event> events;
+  for (int r = 0; r < 5; ++r, t += 300) {
+    Event imp;
+    imp.user_id = "u1";
+    imp.type = EventType::kImpression;
+    imp.items = {"i" + std::to_string(r), "i" + std::to_string(r + 10)};
+    imp.timestamp = t;
+    events.push_back(imp);
+    if (r % 2 == 0) events.push_back(make("u1", "i" + std::to_string(r), EventType::kClick, t + 5));
+  }
+  events.push_back(make("u2", "i1", EventType::kView, t + 500));  // closes the last window
+  for (const Event& e : events) {
+    swapped.observe(e, *m1);
+    direct.observe(e, *m2);
+  }
+  ASSERT_GE(swapped.counters().posterior_updates, 10u);
+  const auto before = swapped.posterior_mean("u1");
+  swapped.rebase(*m1, *m2);
+  const auto after = swapped.posterior_mean("u1"), want = direct.posterior_mean("u1");
+  ASSERT_TRUE(before && after && want);
+  double moved = 0;
+  for (std::size_t d = 0; d < want->size(); ++d) {
+    EXPECT_NEAR((*after)[d], (*want)[d], 1e-9) << d;
+    moved += std::fabs((*after)[d] - (*before)[d]);
+  }
+  EXPECT_GT(moved, 0.1);  // the prior really moved
+  EXPECT_FALSE(swapped.posterior_mean("nobody"));
+
+  // Another k cannot carry a posterior over: they start again from the new prior.
+  const auto k8 = tiny_model(20, 60, 8);
+  swapped.rebase(*m2, *k8);
+  EXPECT_FALSE(swapped.posterior_mean("u1"));
+}
+
 // The explore knobs and the guard's report knobs map from YAML, validated, keys named.
 TEST(ExploreYaml, MapsValidatesAndShipsOff) {
   const StreamProcessConfig shipped = load_stream_config(std::string(FRESHREC_SOURCE_DIR) + "/configs/stream.yaml");
