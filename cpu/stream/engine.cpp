@@ -440,6 +440,8 @@ ApplyResult Core::apply(const Event& e) {
   observe_exploration(e);
   if (sampler_next_.building()) advance_sampler();
   if (++cycle_events_ >= cfg_.guard.cycle_events) end_cycle();
+  // Last, when no key of this event is held any more.
+  if (user_ids_.size() > user_id_budget()) compact_user_ids();
   return ApplyResult{true, {}};
 }
 

@@ -93,6 +93,7 @@ class Core {
   double watermark() const noexcept { return watermark_; }
   const StreamCounters& counters() const noexcept { return counters_; }
   std::size_t tracked_users() const noexcept { return tracked_; }
+  std::size_t user_ids_held() const noexcept { return user_ids_.size(); }
   /// The bandit explorer, or null when explore.slots is 0.
   const Explorer* explorer() const noexcept { return explorer_.get(); }
 
@@ -106,6 +107,13 @@ class Core {
   void evict_batch();
   /// Reserves the journal, replay ring and cycle buffers at their steady-state sizes.
   void reserve_buffers();
+  // --- id_compaction.cpp
+  /// Ids held before compact_user_ids() runs (a function of the config).
+  std::size_t user_id_budget() const;
+  /// Rebuilds the user id table with the ids still in use (tracked, in the holdout, in this
+  /// cycle's events), renumbering every record; drops ring records of untracked users.
+  /// Called only between events (no key is held by a caller).
+  void compact_user_ids();
   void remember_purchase(UserState& u, std::uint32_t item);
   void push_journal(const LearnRecord& r);
   void prefetch_rows(std::uint32_t ukey, std::uint32_t item) const;

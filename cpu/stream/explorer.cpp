@@ -103,9 +103,16 @@ void Explorer::close(const ImpressionOutcome& o, const FactorModel& baseline) {
 void Explorer::observe(const Event& e, const FactorModel& baseline,
                        std::vector<std::pair<std::string, std::string>>* weak_negatives) {
   tracker_.expire(e.timestamp, scratch_);
-  auto [uit, fresh] = user_index_.emplace(e.user_id, static_cast<std::uint32_t>(user_names_.size()));
-  if (fresh) user_names_.push_back(e.user_id);
-  const std::uint32_t user = uit->second;
+  // Only an impression gives a user a key; any other event can only reward impressions of a
+  // user who already has one (no key: nothing pending to match).
+  std::uint32_t user = UINT32_MAX;
+  if (e.type == EventType::kImpression) {
+    auto [uit, fresh] = user_index_.emplace(e.user_id, static_cast<std::uint32_t>(user_names_.size()));
+    if (fresh) user_names_.push_back(e.user_id);
+    user = uit->second;
+  } else if (auto uit = user_index_.find(e.user_id); uit != user_index_.end()) {
+    user = uit->second;
+  }
   if (e.type == EventType::kImpression) {
     std::vector<std::uint32_t> keys;
     keys.reserve(e.items.size());
@@ -117,7 +124,7 @@ void Explorer::observe(const Event& e, const FactorModel& baseline,
       cold_.push_back(e.item_id);
       if (cold_.size() > cfg_.max_cold_items) cold_.erase(cold_.begin());
     }
-    if (e.type == EventType::kClick || e.type == EventType::kPurchase)
+    if ((e.type == EventType::kClick || e.type == EventType::kPurchase) && user != UINT32_MAX)
       tracker_.on_engagement(user, item_key(e.item_id), e.timestamp, scratch_);
   }
   for (const auto& o : scratch_) {
@@ -125,6 +132,24 @@ void Explorer::observe(const Event& e, const FactorModel& baseline,
     if (weak_negatives && !o.rewarded) weak_negatives->emplace_back(user_names_[o.user], item_names_[o.item]);
   }
   scratch_.clear();
+  if (user_names_.size() > 2 * cfg_.explore.max_pending_impressions + 1024) compact_users();
+}
+
+void Explorer::compact_users() {
+  std::vector<std::uint8_t> live(user_names_.size(), 0);
+  tracker_.for_each_pending_user([&](std::uint32_t u) { live[u] = 1; });
+  std::vector<std::uint32_t> remap(user_names_.size(), UINT32_MAX);
+  std::vector<std::string> names;
+  std::unordered_map<std::string, std::uint32_t> index;
+  for (std::size_t u = 0; u < user_names_.size(); ++u) {
+    if (!live[u]) continue;
+    remap[u] = static_cast<std::uint32_t>(names.size());  // old key order: deterministic
+    index.emplace(user_names_[u], remap[u]);
+    names.push_back(std::move(user_names_[u]));
+  }
+  tracker_.remap_users(remap);
+  user_names_.swap(names);
+  user_index_.swap(index);
 }
 
 Recommendation Explorer::recommend(const StreamEngine& engine, const RecommendRequest& request, std::uint64_t request_number) const {
@@ -232,6 +257,9 @@ void Explorer::restore(std::istream& in) {
   }
   next.evidence_.counts() = r.get_vector<float>();
   next.tracker_.load(r);
+  bool users_ok = true;
+  next.tracker_.for_each_pending_user([&](std::uint32_t u) { users_ok = users_ok && u < n_users; });
+  if (!users_ok) r.fail("explorer: pending impression of an unknown user");
   const auto n_cold = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_cold; ++i) next.cold_.push_back(r.get_string());
   const auto n_post = r.get<std::uint64_t>();

@@ -88,6 +88,8 @@ class Explorer {
 
   const ExplorerCounters& counters() const noexcept { return counters_; }
   std::size_t tracked_users() const noexcept { return users_.size(); }
+  /// User ids held for pending impressions (bounded, see compact_users).
+  std::size_t user_ids_held() const noexcept { return user_names_.size(); }
   /// Host bytes of the posteriors (k-dependent, see UserPosterior).
   std::size_t posterior_bytes() const noexcept;
 
@@ -99,6 +101,10 @@ class Explorer {
   UserPosterior* posterior_for(const std::string& user, const FactorModel& baseline);
   std::uint32_t item_key(const std::string& item);
   void close(const ImpressionOutcome& o, const FactorModel& baseline);
+  /// Forgets the user ids without a pending impression once more than
+  /// 2 * max_pending_impressions + 1024 are held (posteriors are keyed by the id string and
+  /// stay): 10M distinct users must not mean 10M strings held.
+  void compact_users();
 
   ExplorerConfig cfg_;
   ImpressionTracker tracker_;

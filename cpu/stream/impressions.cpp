@@ -67,6 +67,14 @@ void ImpressionTracker::close_front(std::vector<ImpressionOutcome>& out) {
   queue_.pop_front();
 }
 
+void ImpressionTracker::remap_users(const std::vector<std::uint32_t>& remap) {
+  by_user_.clear();
+  for (Pending& p : queue_) {
+    p.user = remap[p.user];
+    by_user_[p.user].push_back(p.seq);  // queue order = increasing seqs, as on_impression keeps them
+  }
+}
+
 void ImpressionTracker::save(BinaryWriter& w) const {
   w.put<double>(window_);
   w.put<std::uint64_t>(next_seq_);

@@ -43,6 +43,13 @@ class ImpressionTracker {
   void expire(double now, std::vector<ImpressionOutcome>& out);
 
   std::size_t pending() const noexcept { return queue_.size(); }
+  /// Calls f(user key) once for every user with a pending impression (any order).
+  template <typename F>
+  void for_each_pending_user(F&& f) const {
+    for (const auto& entry : by_user_) f(entry.first);
+  }
+  /// Renumbers the user keys: user u becomes remap[u] (every pending user must have one).
+  void remap_users(const std::vector<std::uint32_t>& remap);
   double window_seconds() const noexcept { return window_; }
 
   /// Canonical encoding (part of the checkpoint and the state digest).

@@ -125,7 +125,8 @@ struct StreamConfig {
   /// per-user Thompson posteriors and gives at most `slots` of the top-k to exploration.
   /// Host memory when on: at most 100000 posteriors (least recently active evicted), each
   /// 8 (k(k+1)/2 + k) + 8 bytes (17 KiB at k = 64), plus the pending impressions (bounded by
-  /// max_pending_impressions) and one id string per user and item the explorer has seen.
+  /// max_pending_impressions), one id string per item the explorer has seen and one per user
+  /// with a pending impression (at most 2 max_pending_impressions + 1024 user ids held).
   stream::ExploreConfig explore{stream::ExplorePolicy::kThompson, /*slots=*/0};
   std::uint64_t seed = 42;
   std::size_t journal_capacity = 1000000;  ///< events kept for re-application after a hot swap

@@ -156,6 +156,11 @@ std::size_t StreamEngine::tracked_users() const {
   return impl_->core->tracked_users();
 }
 
+std::size_t StreamEngine::user_ids_held() const {
+  std::shared_lock lock(impl_->mutex);
+  return impl_->core->user_ids_held();
+}
+
 StreamCounters StreamEngine::counters() const {
   std::shared_lock lock(impl_->mutex);
   StreamCounters c = impl_->core->counters();

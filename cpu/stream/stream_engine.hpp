@@ -87,8 +87,8 @@ struct StreamCounters {
 /// The long-lived streaming state on top of one nightly model. Single writer
 /// (apply/swap/restore), many readers (recommend/features): readers and the writer
 /// synchronise internally (a waiting writer goes before new readers), so a reader never
-/// sees a half-applied event or a half-swapped model. Deterministic: the same baseline, config and event sequence give bit-identical
-/// state, whatever the wall clock does.
+/// sees a half-applied event or a half-swapped model. Deterministic: the same baseline,
+/// config and event sequence give bit-identical state, whatever the wall clock does.
 class StreamEngine {
  public:
   StreamEngine(const StreamConfig& config, std::shared_ptr<const FactorModel> baseline);
@@ -136,6 +136,10 @@ class StreamEngine {
   std::string learned_state_digest() const;
   /// Users whose per-user state is held now (never above memory.max_users).
   std::size_t tracked_users() const;
+  /// User ids the engine holds now: tracked users plus those still referenced (holdout,
+  /// the running cycle), at most 2 (memory.max_users + guard.holdout_size +
+  /// guard.cycle_events) + 1024; beyond that the table is compacted (id_compaction.cpp).
+  std::size_t user_ids_held() const;
 
   StreamCounters counters() const;
   const StreamConfig& config() const;

@@ -474,6 +474,55 @@ TEST(StreamMemory, EvictsLeastRecentlyActiveBeyondTheCap) {
   EXPECT_EQ(eng.features("user0").session_view_count, 0u);    // the oldest are gone
 }
 
+// 10M distinct users must not mean 10M ids held: ids of users no longer tracked (and not in
+// the holdout or the running cycle) are forgotten, records renumbered, and the result is
+// still deterministic and checkpoint-exact across the compactions.
+TEST(StreamMemory, ForgetsIdsOfUntrackedUsers) {
+  auto m = random_model(30, 60, 8);
+  StreamConfig c = quiet_config();
+  c.memory.max_users = 20;
+  c.guard.holdout_size = 20;
+  c.guard.holdout_probability = 0.1;
+  c.guard.cycle_events = 50;
+  c.journal_capacity = 2000;
+  c.guard.replay_capacity = 500;
+  const std::size_t budget = 2 * (20 + 20 + 50) + 1024;
+  const auto events = mixed_stream(9000, 6000, 60, 21);  // ~5000 distinct users, 30 in the model
+  StreamEngine a(c, m);
+  std::size_t most = 0;
+  for (const auto& e : events) {
+    ASSERT_TRUE(a.apply(e).accepted);
+    most = std::max(most, a.user_ids_held());
+  }
+  EXPECT_LE(most, budget + 1);
+  EXPECT_LE(a.tracked_users(), 20u);
+  EXPECT_GT(a.counters().new_users, budget);  // more distinct ids went through than are held
+
+  // The last event's user is tracked and known; a forgotten stream-born user is unknown
+  // again (popularity), a forgotten nightly user still gets its nightly ranking.
+  const SessionFeatures f = a.features(events.back().user_id);
+  EXPECT_GT(f.last_event_time, 0.0);
+  RecommendRequest req;
+  req.user_id = "u3";
+  req.k = 5;
+  EXPECT_EQ(a.recommend(req).items.size(), 5u);
+
+  StreamEngine b(c, m);
+  for (const auto& e : events) b.apply(e);
+  EXPECT_EQ(a.state_digest(), b.state_digest());
+  for (std::size_t cut : {700u, 4321u, 8999u}) {
+    StreamEngine first(c, m);
+    for (std::size_t j = 0; j < cut; ++j) first.apply(events[j]);
+    std::stringstream ckpt;
+    first.save(ckpt);
+    StreamEngine resumed(c, m);
+    resumed.restore(ckpt);
+    EXPECT_EQ(resumed.user_ids_held(), first.user_ids_held());
+    for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
+    EXPECT_EQ(resumed.state_digest(), a.state_digest()) << "cut at " << cut;
+  }
+}
+
 TEST(StreamSafety, BadInputsAndOverflowNeverReachAFactor) {
   auto m = random_model(3, 6, 4);
   m->item_factors.row(2).setConstant(1e30f);  // finite, but any update through it overflows
