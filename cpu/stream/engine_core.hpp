@@ -48,7 +48,7 @@ struct HoldoutPair {
 /// caps (20 embedding items * 24 B + 10 clicks * 24 B + 5 queries * 40 B + categories 8 B
 /// each) ~ 1 KB + purchased (4 B each, <= 200) + windows 216 B + learned (k*4 + 8 = 264 B)
 /// + fold-in history for users absent from the baseline (8 B * max_events = 400 B).
-/// Typical active user: ~1.5 KB; plus ~130-200 B per user id ever seen (id string, flat
+/// Typical active user: ~1.5 KB; plus ~130-200 B per user id held (id string, flat
 /// index slots at load <= 1/2, slot/base-row tables).
 struct UserState {
   std::uint32_t key = kNone;
