@@ -80,6 +80,73 @@ bool UserPosterior::update(const float* x, double y, double w, double noise_vari
   return true;
 }
 
+std::size_t UserPosterior::update_many(const float* const* xs, const double* ys, std::size_t m, double w,
+                                      double noise_variance) {
+  if (!(std::isfinite(w) && w > 0.0 && noise_variance > 0.0)) return 0;
+  std::size_t taken = 0;
+  if (m < kRefactorAt) {
+    for (std::size_t j = 0; j < m; ++j) taken += update(xs[j], ys[j], w, noise_variance);
+    return taken;
+  }
+  const int k = k_;
+  const auto kk = static_cast<std::size_t>(k);
+  const double s2 = w / noise_variance;
+  // Dense column-major lower triangle: a[c * k + i] = A(i, c), i >= c.
+  thread_local std::vector<double> a, packed;
+  a.assign(kk * kk, 0.0);
+  for (int c = 0; c < k; ++c) {  // A = L L^T
+    const double* lc = &chol_[col(c, k)];
+    for (int j = c; j < k; ++j) {
+      const double ljc = lc[j - c];
+      double* aj = &a[static_cast<std::size_t>(j) * kk];
+      for (int i = j; i < k; ++i) aj[i] += lc[i - c] * ljc;
+    }
+  }
+  thread_local std::vector<std::size_t> ok;
+  ok.clear();
+  for (std::size_t n = 0; n < m; ++n) {
+    const float* x = xs[n];
+    bool finite = std::isfinite(ys[n]);
+    for (int i = 0; i < k && finite; ++i) finite = std::isfinite(s2 * static_cast<double>(x[i]) * static_cast<double>(x[i]));
+    if (!finite) continue;
+    ok.push_back(n);
+    for (int j = 0; j < k; ++j) {
+      const double xj = s2 * static_cast<double>(x[j]);
+      double* aj = &a[static_cast<std::size_t>(j) * kk];
+      for (int i = j; i < k; ++i) aj[i] += static_cast<double>(x[i]) * xj;
+    }
+  }
+  if (ok.empty()) return 0;
+  // Right-looking Cholesky into a packed copy: the posterior changes only if it succeeds.
+  packed.assign(chol_.size(), 0.0);
+  for (int j = 0; j < k; ++j) {
+    double* aj = &a[static_cast<std::size_t>(j) * kk];
+    if (!(aj[j] > 0.0) || !std::isfinite(aj[j])) {
+      // Cannot happen for a positive-definite A plus outer products; never keep a broken
+      // factor if rounding says otherwise: take them one by one instead.
+      for (std::size_t n : ok) taken += update(xs[n], ys[n], w, noise_variance);
+      return taken;
+    }
+    const double d = std::sqrt(aj[j]);
+    double* lj = &packed[col(j, k)];
+    const double inv = 1.0 / d;
+    for (int i = j; i < k; ++i) lj[i - j] = aj[i] * inv;
+    lj[0] = d;
+    for (int c = j + 1; c < k; ++c) {
+      const double lcj = lj[c - j];
+      double* ac = &a[static_cast<std::size_t>(c) * kk];
+      for (int i = c; i < k; ++i) ac[i] -= lj[i - j] * lcj;
+    }
+  }
+  chol_.swap(packed);
+  for (std::size_t n : ok) {
+    const double wy = s2 * ys[n];
+    for (int i = 0; i < k; ++i) b_[static_cast<std::size_t>(i)] += wy * static_cast<double>(xs[n][i]);
+  }
+  observations_ += ok.size();
+  return ok.size();
+}
+
 void UserPosterior::rebase(const float* old_mean, const float* new_mean, double prior_precision) {
   for (int i = 0; i < k_; ++i)
     b_[static_cast<std::size_t>(i)] += prior_precision * (static_cast<double>(new_mean[i]) - static_cast<double>(old_mean[i]));

@@ -62,6 +62,14 @@ class UserPosterior {
   /// rank-1 Cholesky update of the precision and the mean, O(k^2). Returns false and
   /// changes nothing when x, y or w is not finite or w <= 0.
   bool update(const float* x, double y, double w, double noise_variance);
+  /// update() of m observations (xs[j], ys[j]) with one weight, as one step: from
+  /// kRefactorAt observations on, A = L L^T + sum s^2 x x^T is formed and refactored
+  /// (O(k^3 / 3) vectorised flops instead of m sequential rank-1 updates, whose sqrt/divide
+  /// chain per column dominated the bandit's ingest cost); fewer go through update(). The
+  /// same posterior up to rounding. Non-finite observations are skipped. Returns how many
+  /// were taken.
+  std::size_t update_many(const float* const* xs, const double* ys, std::size_t m, double w, double noise_variance);
+  static constexpr std::size_t kRefactorAt = 4;
   /// Moves the prior mean from `old_mean` to `new_mean` (a hot-swapped nightly vector),
   /// keeping the evidence: b += prior_precision (new - old).
   void rebase(const float* old_mean, const float* new_mean, double prior_precision);

@@ -126,10 +126,12 @@ void Core::reserve_buffers() {
   }
 }
 
-void Core::observe_exploration(const Event& e) {
+void Core::observe_exploration(const Event& e, std::uint32_t item) {
   if (!explorer_) return;
   weak_scratch_.clear();
-  explorer_->observe(e, *base_, &weak_scratch_);
+  std::optional<bool> in_baseline;
+  if (item != kNone) in_baseline = item_base_row_[item] >= 0;
+  explorer_->observe(e, *base_, &weak_scratch_, in_baseline);
   if (cfg_.explore.impression_weight > 0.0f)
     for (const auto& [user, item] : weak_scratch_) learn_weak_negative(user, item);
   weak_scratch_.clear();
@@ -437,7 +439,7 @@ ApplyResult Core::apply(const Event& e) {
       replay_step();
     }
   }
-  observe_exploration(e);
+  observe_exploration(e, item);
   if (sampler_next_.building()) advance_sampler();
   if (++cycle_events_ >= cfg_.guard.cycle_events) end_cycle();
   // Last, when no key of this event is held any more.

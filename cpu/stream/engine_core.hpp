@@ -119,7 +119,7 @@ class Core {
   void prefetch_rows(std::uint32_t ukey, std::uint32_t item) const;
   void install_baseline(std::shared_ptr<const FactorModel> model, std::shared_ptr<const BaselineInfo> info);
   /// Feeds an accepted event to the explorer and trains the weak negatives it closes.
-  void observe_exploration(const Event& e);
+  void observe_exploration(const Event& e, std::uint32_t item = kNone);
   // --- online_sgd.cpp
   /// negatives_drawn: draw_negatives(r, rng) already ran for this record (live events).
   void learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng, bool negatives_drawn = false);

@@ -67,6 +67,7 @@ void nightly_vector(const FactorModel& m, const std::string& user, int k, std::v
 }  // namespace
 
 void Explorer::rebase(const FactorModel& old_base, const FactorModel& new_base) {
+  row_model_ = nullptr;  // item rows are per model
   const int k = static_cast<int>(new_base.item_factors.cols());
   if (k != static_cast<int>(old_base.item_factors.cols())) {
     counters_.evicted_users += users_.size();
@@ -88,20 +89,39 @@ std::optional<std::vector<double>> Explorer::posterior_mean(const std::string& u
   return it->second.posterior.mean();
 }
 
-void Explorer::close(const ImpressionOutcome& o, const FactorModel& baseline) {
-  (o.rewarded ? counters_.rewards : counters_.weak_negatives) += 1;
-  evidence_.add(o.item, 1.0f);
-  const std::string& item = item_names_[o.item];
-  const auto row = baseline.item_ids.find(item);
-  if (!row || static_cast<Eigen::Index>(*row) >= baseline.item_factors.rows()) return;  // no vector: nothing to learn about the user
-  UserPosterior* p = posterior_for(user_names_[o.user], baseline);
+std::int32_t Explorer::item_row(std::uint32_t key, const FactorModel& baseline) {
+  if (row_model_ != &baseline) {
+    item_row_.clear();
+    row_model_ = &baseline;
+  }
+  while (item_row_.size() <= key) {
+    const auto row = baseline.item_ids.find(item_names_[item_row_.size()]);
+    item_row_.push_back(row && static_cast<Eigen::Index>(*row) < baseline.item_factors.rows() ? static_cast<std::int32_t>(*row) : -1);
+  }
+  return item_row_[key];
+}
+
+void Explorer::close_run(std::size_t from, std::size_t to, const FactorModel& baseline) {
+  run_x_.clear();
+  run_y_.clear();
+  for (std::size_t j = from; j < to; ++j) {
+    const ImpressionOutcome& o = scratch_[j];
+    (o.rewarded ? counters_.rewards : counters_.weak_negatives) += 1;
+    evidence_.add(o.item, 1.0f);
+    const std::int32_t row = item_row(o.item, baseline);
+    if (row < 0) continue;  // no vector: nothing to learn about the user
+    run_x_.push_back(baseline.item_factors.row(row).data());
+    run_y_.push_back(o.rewarded ? 1.0 : 0.0);
+  }
+  if (run_x_.empty()) return;
+  UserPosterior* p = posterior_for(user_names_[scratch_[from].user], baseline);
   if (!p) return;
-  const float* q = baseline.item_factors.row(static_cast<Eigen::Index>(*row)).data();
-  if (p->update(q, o.rewarded ? 1.0 : 0.0, 1.0, cfg_.explore.noise_variance)) ++counters_.posterior_updates;
+  counters_.posterior_updates += p->update_many(run_x_.data(), run_y_.data(), run_x_.size(), 1.0, cfg_.explore.noise_variance);
 }
 
 void Explorer::observe(const Event& e, const FactorModel& baseline,
-                       std::vector<std::pair<std::string, std::string>>* weak_negatives) {
+                       std::vector<std::pair<std::string, std::string>>* weak_negatives,
+                       std::optional<bool> item_in_baseline) {
   tracker_.expire(e.timestamp, scratch_);
   // Only an impression gives a user a key; any other event can only reward impressions of a
   // user who already has one (no key: nothing pending to match).
@@ -120,16 +140,23 @@ void Explorer::observe(const Event& e, const FactorModel& baseline,
     tracker_.on_impression(user, keys, e.timestamp, scratch_);
     ++counters_.impressions;
   } else if (!e.item_id.empty()) {
-    if (!baseline.item_ids.find(e.item_id) && std::find(cold_.begin(), cold_.end(), e.item_id) == cold_.end()) {
+    const bool known = item_in_baseline ? *item_in_baseline : baseline.item_ids.find(e.item_id).has_value();
+    if (!known && std::find(cold_.begin(), cold_.end(), e.item_id) == cold_.end()) {
       cold_.push_back(e.item_id);
       if (cold_.size() > cfg_.max_cold_items) cold_.erase(cold_.begin());
     }
     if ((e.type == EventType::kClick || e.type == EventType::kPurchase) && user != UINT32_MAX)
       tracker_.on_engagement(user, item_key(e.item_id), e.timestamp, scratch_);
   }
-  for (const auto& o : scratch_) {
-    close(o, baseline);
-    if (weak_negatives && !o.rewarded) weak_negatives->emplace_back(user_names_[o.user], item_names_[o.item]);
+  // Outcomes come in runs of one user (the items of one impression close together).
+  for (std::size_t j = 0; j < scratch_.size();) {
+    std::size_t end = j + 1;
+    while (end < scratch_.size() && scratch_[end].user == scratch_[j].user) ++end;
+    close_run(j, end, baseline);
+    if (weak_negatives)
+      for (std::size_t n = j; n < end; ++n)
+        if (!scratch_[n].rewarded) weak_negatives->emplace_back(user_names_[scratch_[n].user], item_names_[scratch_[n].item]);
+    j = end;
   }
   scratch_.clear();
   if (user_names_.size() > 2 * cfg_.explore.max_pending_impressions + 1024) compact_users();

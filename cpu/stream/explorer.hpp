@@ -54,8 +54,11 @@ class Explorer {
   /// closed update the user's posterior (seeded from `baseline`'s vector on first use).
   /// `weak_negatives` (optional) receives the (user id, item id) pairs whose impression closed
   /// without a reward during this call, for the caller's online SGD.
+  /// `item_in_baseline`: whether event.item_id has a row in `baseline`, when the caller
+  /// already knows (the engine does, from its item table); otherwise it is looked up.
   void observe(const Event& event, const FactorModel& baseline,
-               std::vector<std::pair<std::string, std::string>>* weak_negatives = nullptr);
+               std::vector<std::pair<std::string, std::string>>* weak_negatives = nullptr,
+               std::optional<bool> item_in_baseline = std::nullopt);
 
   /// Top-k with exploration. `request` = 0 uses the watermark's bits. The items of the
   /// request's cart and the purchases the engine excludes never appear (they are not in the
@@ -100,7 +103,11 @@ class Explorer {
   };
   UserPosterior* posterior_for(const std::string& user, const FactorModel& baseline);
   std::uint32_t item_key(const std::string& item);
-  void close(const ImpressionOutcome& o, const FactorModel& baseline);
+  /// Closes scratch_[from, to), outcomes of one user: counters and evidence per outcome, one
+  /// posterior lookup and one batched posterior update (UserPosterior::update_many).
+  void close_run(std::size_t from, std::size_t to, const FactorModel& baseline);
+  /// `baseline`'s row of explorer item `key`, -1 when it has none (cached per model).
+  std::int32_t item_row(std::uint32_t key, const FactorModel& baseline);
   /// Forgets the user ids without a pending impression once more than
   /// 2 * max_pending_impressions + 1024 are held (posteriors are keyed by the id string and
   /// stay): 10M distinct users must not mean 10M strings held.
@@ -117,6 +124,10 @@ class Explorer {
   std::unordered_map<std::string, UserEntry> users_;
   std::vector<std::string> cold_;                       ///< stream-born items, newest last
   std::vector<ImpressionOutcome> scratch_;
+  std::vector<std::int32_t> item_row_;          ///< explorer item key -> row of row_model_ (derived)
+  const FactorModel* row_model_ = nullptr;      ///< the model item_row_ was computed on
+  std::vector<const float*> run_x_;             ///< close_run scratch
+  std::vector<double> run_y_;
   ExplorerCounters counters_;
 };
 

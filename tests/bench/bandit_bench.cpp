@@ -94,34 +94,6 @@ double quantile(std::vector<double> v, double q) {
   return v[at];
 }
 
-// Per-event bandit work of the integrated engine, on the same thread as apply.
-struct BanditLayer {
-  const FactorModel& m;
-  stream::ExploreConfig cfg;
-  stream::ImpressionTracker tracker;
-  std::unordered_map<std::uint32_t, stream::UserPosterior> post;
-  stream::ItemEvidence evidence;
-  std::vector<stream::ImpressionOutcome> out;
-  std::uint64_t updates = 0;
-  explicit BanditLayer(const FactorModel& model)
-      : m(model), tracker(cfg.reward_window_seconds, cfg.max_pending_impressions, cfg.max_items_per_impression) {}
-  void on_event(const Event& e, std::uint32_t u, std::uint32_t i, const std::vector<std::uint32_t>& shown) {
-    tracker.expire(e.timestamp, out);
-    if (e.type == EventType::kImpression) tracker.on_impression(u, shown, e.timestamp, out);
-    else if (e.type == EventType::kClick || e.type == EventType::kPurchase) tracker.on_engagement(u, i, e.timestamp, out);
-    for (const auto& o : out) {
-      auto it = post.find(o.user);
-      if (it == post.end())
-        it = post.emplace(o.user, stream::UserPosterior(m.user_factors.row(o.user).eval().data(), static_cast<int>(m.user_factors.cols()),
-                                                        cfg.prior_precision)).first;
-      const float* q = m.item_factors.row(o.item).data();  // row-major: contiguous
-      updates += it->second.update(q, o.rewarded ? 1.0 : 0.0, 1.0, cfg.noise_variance);
-      evidence.add(o.item);
-    }
-    out.clear();
-  }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,48 +113,44 @@ int main(int argc, char** argv) {
   StreamConfig sc;
   sc.seed = 1;
 
-  // 1. Ingest. The engine does not take impressions yet (they carry no item_id), so both
-  // loops feed it the same non-impression events; the bandit loop adds the layer's work.
-  std::vector<double> base_eps, bandit_eps, layer_eps;
-  std::uint64_t updates = 0;
-  for (int rep = 0; rep < o.reps; ++rep) {
-    for (int with = 0; with < 2; ++with) {
-      StreamEngine engine(sc, model);
-      BanditLayer layer(*model);
-      std::size_t n = 0;
-      const auto t0 = Clock::now();
-      for (std::size_t j = 0; j < traffic.events.size(); ++j) {
-        const Event& e = traffic.events[j];
-        if (e.type != EventType::kImpression) engine.apply(e);
-        if (with) layer.on_event(e, traffic.user[j], traffic.item[j], traffic.shown[j]);
-        ++n;
-      }
-      const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-      (with ? bandit_eps : base_eps).push_back(static_cast<double>(n) / s);
-      if (with) updates = layer.updates;
-    }
-    BanditLayer alone(*model);  // the layer by itself: its cost per event, free of the engine's noise
+  // 1. Ingest: the same events (impressions included) into an engine with exploration off
+  // (impressions only counted) and into one with it on (stream.explore.slots = 2: impression
+  // tracking, rewards, posterior updates, and weak negatives fed to the SGD); and once with
+  // impression_weight 0 (the bandit's own bookkeeping without the extra SGD steps).
+  // Interleaved repetitions, medians.
+  StreamConfig on = sc;
+  on.explore.slots = 2;
+  StreamConfig on_no_sgd = on;
+  on_no_sgd.explore.impression_weight = 0.0f;
+  std::vector<double> base_eps, bandit_eps, book_eps;
+  StreamCounters last{};
+  auto run = [&](const StreamConfig& cfg, std::vector<double>& out, StreamCounters* counters) {
+    StreamEngine engine(cfg, model);
     const auto t0 = Clock::now();
-    for (std::size_t j = 0; j < traffic.events.size(); ++j)
-      alone.on_event(traffic.events[j], traffic.user[j], traffic.item[j], traffic.shown[j]);
-    layer_eps.push_back(static_cast<double>(traffic.events.size()) / std::chrono::duration<double>(Clock::now() - t0).count());
+    for (const Event& e : traffic.events) engine.apply(e);
+    out.push_back(static_cast<double>(traffic.events.size()) / std::chrono::duration<double>(Clock::now() - t0).count());
+    if (counters) *counters = engine.counters();
+  };
+  for (int rep = 0; rep < o.reps; ++rep) {
+    run(sc, base_eps, nullptr);
+    run(on, bandit_eps, &last);
+    run(on_no_sgd, book_eps, nullptr);
   }
-  const double b = quantile(base_eps, 0.5), w = quantile(bandit_eps, 0.5);
-  std::printf("ingest (%d users, %d items, k=%d, %d events, median of %d reps)\n", o.users, o.items, o.k, o.events, o.reps);
-  std::printf("  %-28s %12s\n", "loop", "events/s");
-  std::printf("  %-28s %12.0f\n", "engine.apply", b);
-  std::printf("  %-28s %12.0f\n", "engine.apply + bandit", w);
-  const double l = quantile(layer_eps, 0.5);
-  std::printf("  %-28s %12.0f\n", "bandit layer alone", l);
-  std::printf("  cost from the separate timings: %.1f%% (1 - (1/b) / (1/b + 1/l))\n", 100.0 * (1.0 / l) / (1.0 / b + 1.0 / l));
-  std::printf("  throughput kept: %.1f%% (cost %.1f%%), posterior updates %llu, %zu B per posterior\n", 100.0 * w / b,
-              100.0 * (1.0 - w / b), static_cast<unsigned long long>(updates),
+  const double b = quantile(base_eps, 0.5), w = quantile(bandit_eps, 0.5), n = quantile(book_eps, 0.5);
+  std::printf("ingest (%d users, %d items, k=%d, %d events incl. %d impressions, median of %d reps)\n", o.users, o.items,
+              o.k, o.events, o.events / 10, o.reps);
+  std::printf("  %-44s %12s %8s\n", "engine", "events/s", "cost");
+  std::printf("  %-44s %12.0f %8s\n", "exploration off (explore.slots 0)", b, "-");
+  std::printf("  %-44s %12.0f %7.1f%%\n", "exploration on (slots 2)", w, 100.0 * (1.0 - w / b));
+  std::printf("  %-44s %12.0f %7.1f%%\n", "exploration on, impression_weight 0", n, 100.0 * (1.0 - n / b));
+  std::printf("  rewards %llu, weak negatives %llu, explored users %llu, %zu B per posterior\n",
+              static_cast<unsigned long long>(last.impression_rewards), static_cast<unsigned long long>(last.weak_negatives),
+              static_cast<unsigned long long>(last.explored_users),
               stream::UserPosterior(model->user_factors.row(0).eval().data(), o.k, 1.0).memory_bytes());
 
   // 2. Recommend under a 20 ms budget with the remote source slowed to 100 ms.
   StreamEngine engine(sc, model);
-  for (const Event& e : traffic.events)
-    if (e.type != EventType::kImpression) engine.apply(e);
+  for (const Event& e : traffic.events) engine.apply(e);
   stream::ParallelFeatureFetcher fetcher(8, 2);
   const auto budget = std::chrono::milliseconds(20);
   std::vector<std::vector<double>> lat(4);

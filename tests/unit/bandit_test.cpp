@@ -86,6 +86,36 @@ TEST(UserPosterior, RefusesNonFiniteUpdatesAndRoundTrips) {
   EXPECT_THROW(UserPosterior::load(bad_r, 3), IntegrityError);
 }
 
+// The batched update (refactoring A + sum x x^T) is the sequential rank-1 updates up to
+// rounding: same mean and variance, same observation count; non-finite inputs skipped.
+TEST(UserPosterior, UpdateManyMatchesSequentialUpdates) {
+  const int k = 12;
+  std::vector<float> prior(k);
+  Xoshiro256 r(5);
+  for (float& x : prior) x = static_cast<float>(r.uniform() - 0.5);
+  for (std::size_t m : {1u, 3u, 4u, 10u, 40u}) {
+    UserPosterior one(prior.data(), k, 2.0), many(prior.data(), k, 2.0);
+    std::vector<std::vector<float>> xs(m, std::vector<float>(k));
+    std::vector<const float*> ptr;
+    std::vector<double> ys;
+    for (std::size_t j = 0; j < m; ++j) {
+      for (float& x : xs[j]) x = static_cast<float>(r.uniform() - 0.5);
+      ptr.push_back(xs[j].data());
+      ys.push_back(j % 3 == 0 ? 1.0 : 0.0);
+      one.update(xs[j].data(), ys[j], 1.5, 0.7);
+    }
+    std::vector<float> bad(k, 0.0f);
+    bad[3] = NAN;
+    ptr.push_back(bad.data());
+    ys.push_back(1.0);
+    EXPECT_EQ(many.update_many(ptr.data(), ys.data(), ptr.size(), 1.5, 0.7), m) << m;
+    EXPECT_EQ(many.observations(), one.observations());
+    const auto a = one.mean(), b = many.mean();
+    for (int d = 0; d < k; ++d) EXPECT_NEAR(a[d], b[d], 1e-10 * (1.0 + std::fabs(a[d]))) << "m=" << m << " d=" << d;
+    EXPECT_NEAR(one.variance_along(xs[0].data()), many.variance_along(xs[0].data()), 1e-12) << m;
+  }
+}
+
 TEST(UserPosterior, RebaseMovesThePriorMeanOnly) {
   std::vector<float> p0{0.0f, 0.0f}, p1{1.0f, -1.0f};
   UserPosterior post(p0.data(), 2, 4.0);
