@@ -235,7 +235,8 @@ Recommendation Core::recommend_greedy(const RecommendRequest& req) const {
   std::vector<Candidate> cands;
   cands.reserve(4 * want + 64);
   constexpr std::size_t kBlock = 256;
-  float dots_u[kBlock], dots_p[kBlock];
+  float dots_u[kBlock], dots_p[kBlock], uppers[kBlock];
+  const bool plain = use_user && !use_page && trend_w == 0.0f && v.personal && !v.new_user && !explicit_;
   const std::int8_t* q8 = items_q8_.data();
   for (std::size_t b0 = 0; b0 < n; b0 += kBlock) {
     const std::size_t b1 = std::min(n, b0 + kBlock);
@@ -247,7 +248,22 @@ Recommendation Core::recommend_greedy(const RecommendRequest& req) const {
     } else if (use_page) {
       for (std::size_t i = b0; i < b1; ++i) dots_p[i - b0] = dot_q8(q8 + i * k, page_vec, k);
     }
+    // The common request (a known user, no page item, no trending term, implicit model):
+    // upper bounds of the whole block first, in a branch-free loop that vectorises, with the
+    // expressions of the per-item path below; only items whose bound reaches tau go through
+    // it (a NaN or infinite bound does too, and is handled there).
+    if (plain) {
+      const std::size_t nb = b1 - b0;
+      const float* scale = &item_scale_[b0];
+      for (std::size_t j = 0; j < nb; ++j) {
+        const float a = scale[j] * dots_u[j];
+        float e = scale[j] * user_err;
+        e += 1e-5f * (std::fabs(a) + e);
+        uppers[j] = a + e;
+      }
+    }
     for (std::size_t i = b0; i < b1; ++i) {
+      if (plain && uppers[i - b0] < tau) continue;
       const auto item = static_cast<std::uint32_t>(i);
       const float sc = item_scale_[i];
       // The same expressions as exact_score(), the user's dot taken from the int8 row.
