@@ -21,6 +21,7 @@ step bash "$ROOT/tests/fault/corrupt_artifacts.sh" --events 100000
 step bash "$ROOT/tests/fault/disk_faults.sh" --events 100000
 step bash "$ROOT/tests/fault/hostile_inputs.sh" --repeat 1000 --line-mb 1024 --users 10000000
 step bash "$ROOT/tests/fault/valgrind_stream.sh" --events 5000
+step bash "$ROOT/tests/fault/soak.sh"
 if [[ "${FUZZ_SECONDS:-60}" != 0 ]]; then
   if step bash "$ROOT/tests/fuzz/run_fuzzers.sh" "${FUZZ_SECONDS:-60}"; then
     printf '| %s | %s | %s |\n' "libFuzzer, 6 targets (NDJSON event, log files, YAML configs, .npy, snapshot, checkpoint + engine state)" \
