@@ -73,14 +73,20 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
     return pending_ != nullptr;
   }
 
+  // The owned partitions' positions, plus where the state stands in partitions not owned
+  // right now (restored but not yet assigned, or revoked): a checkpoint written meanwhile
+  // (the final one of a run stopped before its assignment came, an admin checkpoint between
+  // a revoke and the next assignment) must not lose them, or the restart from it would
+  // start at an older commit and apply those events twice.
   SourceOffset offset() const override {
     SourceOffset o;
     o.partitions = positions_;
+    for (const auto& [key, next_offset] : resume_) o.partitions.emplace(key, next_offset);
     return o;
   }
 
   std::string seek(const SourceOffset& offset) override {
-    checkpointed_ = offset.partitions;
+    resume_ = offset.partitions;
     return "";  // applied when the group assigns partitions
   }
 
@@ -154,10 +160,19 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
       else
         on_checkpoint(offset());
     }
+    // The state keeps what was applied from these partitions: remember where it stands, so
+    // that if the partition comes back (a rebalance that hands it to us again, a rejoin
+    // after a session timeout) we resume there and not at the group's commit, which lags
+    // when the commit above failed (commits fail during a rebalance, or with the
+    // coordinator unreachable). When another process owned it meanwhile, its newer commit
+    // still wins (max below).
     for (RdKafka::TopicPartition* tp : partitions) {
       const std::string key = kafka_partition_key(tp->topic(), tp->partition());
-      positions_.erase(key);
-      checkpointed_.erase(key);
+      const auto pos = positions_.find(key);
+      if (pos != positions_.end()) {
+        resume_[key] = pos->second;
+        positions_.erase(pos);
+      }
     }
     pending_.reset();
     consumer->unassign();
@@ -173,8 +188,11 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
       const std::string key = kafka_partition_key(tp->topic(), tp->partition());
       std::int64_t start = rc == RdKafka::ERR_NO_ERROR ? tp->offset() : RdKafka::Topic::OFFSET_INVALID;
       if (start < 0) start = RdKafka::Topic::OFFSET_INVALID;
-      const auto ck = checkpointed_.find(key);
-      if (ck != checkpointed_.end()) start = std::max(start, ck->second);
+      const auto ck = resume_.find(key);
+      if (ck != resume_.end()) {
+        start = std::max(start, ck->second);
+        resume_.erase(ck);  // owned again: positions_ tracks it from here
+      }
       if (start >= 0) {
         tp->set_offset(start);
         positions_[key] = start;
@@ -199,7 +217,9 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
   std::unique_ptr<RdKafka::Message> pending_;  // taken by wait(), handed out by next()
   std::string buffer_;
   std::map<std::string, std::int64_t> positions_;     // owned partitions: next offset to read
-  std::map<std::string, std::int64_t> checkpointed_;  // from seek(): applied on assignment
+  // Partitions not owned now: the next offset the engine state has applied up to (from
+  // seek() at start, or kept at revocation); applied on (re)assignment.
+  std::map<std::string, std::int64_t> resume_;
   std::function<void()> checkpoint_request_;
 };
 

@@ -10,7 +10,11 @@
 /// crash (a commit may lag its checkpoint), the commit wins when another process of the
 /// group owned the partition meanwhile. On revocation the source asks the updater for a
 /// checkpoint (which commits) before the partitions are given up, so the next owner starts
-/// exactly after the last event applied here.
+/// exactly after the last event applied here. The source also keeps the revoked
+/// partitions' positions (and reports them in offset(), like restored but not yet assigned
+/// ones): a partition that comes back — a forced rejoin, a session timeout while the
+/// broker was down — resumes at max(kept position, commit) even when the revoke-time
+/// commit failed, instead of re-reading from the older commit.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>

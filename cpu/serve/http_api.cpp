@@ -387,6 +387,8 @@ std::string StreamService::metrics_text() const {
     render_metric(out, "freshrec_redis_dropped_total", "counter", "feature updates dropped: queue full",
                   static_cast<double>(r.dropped));
     render_metric(out, "freshrec_redis_errors_total", "counter", "failed Redis round trips", static_cast<double>(r.errors));
+    render_metric(out, "freshrec_redis_reconnects_total", "counter", "successful Redis (re)connections",
+                  static_cast<double>(r.reconnects));
     render_metric(out, "freshrec_redis_queue", "gauge", "users waiting for a feature write", static_cast<double>(r.queued));
     render_metric(out, "freshrec_redis_connected", "gauge", "1 when connected to Redis", r.connected ? 1 : 0);
   }

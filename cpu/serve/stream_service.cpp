@@ -123,8 +123,9 @@ nlohmann::json StreamService::run(const std::atomic<bool>& stop) {
   if (redis_) {
     const bool drained = redis_->flush(2.0);
     const RedisStoreStats r = redis_->stats();
-    stats["redis"] = {{"written", r.written},   {"stale_skipped", r.stale_skipped}, {"dropped", r.dropped},
-                      {"errors", r.errors},     {"queued", r.queued},               {"drained", drained}};
+    stats["redis"] = {{"written", r.written}, {"stale_skipped", r.stale_skipped}, {"dropped", r.dropped},
+                      {"errors", r.errors},   {"reconnects", r.reconnects},       {"queued", r.queued},
+                      {"drained", drained}};
     redis_.reset();
   }
   stats["http"] = {{"events_accepted", http_events_accepted_.load()},

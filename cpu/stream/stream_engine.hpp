@@ -105,7 +105,7 @@ class StreamEngine {
   /// under steady read load the writer waits up to one read per lock, and a batch pays that
   /// wait once for n events. results[j] gets event j's result; apply_ns, when not null,
   /// event j's own apply time in nanoseconds. Readers wait for the whole batch: keep it
-  /// small (the updater's batches are at most 256 events, ~1 ms).
+  /// small (the updater's batches are at most 64 events, ~0.2 ms).
   void apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns = nullptr);
 
   /// Top-k over the whole catalogue, exact, with the blend and request context.

@@ -147,7 +147,7 @@ class StreamUpdater {
     std::uint64_t line = 0, byte_offset = 0;
     std::string text;  ///< the raw line, for its dead letter if the engine rejects it
   };
-  static constexpr std::size_t kApplyBatch = 128;
+  static constexpr std::size_t kApplyBatch = 64;
   std::vector<Event> batch_events_;
   std::vector<BatchedLine> batch_lines_;
   std::vector<ApplyResult> batch_results_;

@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
 
   // 2. recommend on this thread while another ingests into the same engine, in the
   // updater's batches (readers let a waiting writer in first; a batch pays that wait once)
-  constexpr std::size_t kServeBatch = 128;
+  constexpr std::size_t kServeBatch = 64;
   StreamEngine live(config, baseline);
   std::atomic<bool> done{false};
   Ingest background;
