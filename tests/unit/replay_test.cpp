@@ -35,46 +35,12 @@
 #include "cpu/serve/stream_service.hpp"
 #include "cpu/util/error.hpp"
 
+#include "tests/unit/serve_fixture.hpp"
+
 namespace freshrec {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr double kT0 = 1.7e9;  // the model's data cutoff; events come after it
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/freshrec_replay_XXXXXX";
-    if (!::mkdtemp(tmpl)) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() { if (!std::getenv("KEEP")) std::system(("rm -rf '" + path_ + "'").c_str()); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-bool eventually(double timeout, const std::function<bool()>& done) {
-  const auto t0 = Clock::now();
-  while (std::chrono::duration<double>(Clock::now() - t0).count() < timeout) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
 
 struct ReplayRun {
   int rc = -1;
@@ -105,9 +71,6 @@ ReplayRun replay(const TempDir& dir, const std::vector<std::string>& args) {
   return r;
 }
 
-std::string event_line(const std::string& user, const std::string& item, const char* type, double t) {
-  return nlohmann::json{{"user_id", user}, {"item_id", item}, {"event_type", type}, {"timestamp", t}}.dump();
-}
 
 // `n` click events of users u0..u9 on items i0..i49, one event-time second apart.
 std::vector<std::string> make_events(int n, double t_start = kT0 + 10) {
@@ -162,58 +125,6 @@ class Replay : public ::testing::Test {
 };
 TempDir* Replay::dir_ = nullptr;
 
-// A StreamService on a thread, stopped like by SIGTERM on destruction.
-class RunningService {
- public:
-  explicit RunningService(const StreamProcessConfig& c) : service_(c, quiet()) {
-    thread_ = std::thread([this] {
-      try {
-        stats_ = service_.run(stop_);
-      } catch (const std::exception& e) {
-        error_ = e.what();
-      }
-    });
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", service_.http_port());
-  }
-  ~RunningService() { stop(); }
-  nlohmann::json stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    return stats_;
-  }
-  bool ready() {
-    auto r = client_->Get("/readyz");
-    return r && r->status == 200;
-  }
-  double applied() {
-    auto r = client_->Get("/metrics");
-    if (!r) return -1;
-    const std::string name = "\nfreshrec_events_applied_total ";
-    const std::size_t at = r->body.find(name);
-    return at == std::string::npos ? -1 : std::strtod(r->body.c_str() + at + name.size(), nullptr);
-  }
-  nlohmann::json features(const std::string& user) {
-    auto r = client_->Get(("/v1/features/" + user).c_str());
-    return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(service_.http_port()); }
-  const std::string& error() const { return error_; }
-
- private:
-  static UpdaterOptions quiet() {
-    UpdaterOptions o;
-    o.log = nullptr;
-    o.warn = nullptr;
-    return o;
-  }
-  StreamService service_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  nlohmann::json stats_;
-  std::string error_;
-  std::unique_ptr<httplib::Client> client_;
-};
-
 // ------------------------------------------------------------------ pacing
 
 TEST(ReplayPacer, RateSpacesEventsEvenly) {
@@ -241,61 +152,6 @@ TEST(ReplayPacer, UnpacedAndBadSettings) {
 }
 
 // ------------------------------------------------------------------ Kafka
-
-// The mock cluster lives in this handle; the consumer reads the topic back from offset 0.
-class MockKafka {
- public:
-  MockKafka(const std::string& topic, int partitions) : topic_(topic), partitions_(partitions) {
-    char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof err);
-    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk_) throw std::runtime_error(err);
-    rd_kafka_mock_cluster_t* mc = rd_kafka_handle_mock_cluster(rk_);
-    bootstraps_ = rd_kafka_mock_cluster_bootstraps(mc);
-    rd_kafka_mock_topic_create(mc, topic.c_str(), partitions, 1);
-  }
-  ~MockKafka() { rd_kafka_destroy(rk_); }
-  const std::string& bootstraps() const { return bootstraps_; }
-
-  struct Message {
-    int partition;
-    std::string key, value;
-  };
-  // Reads until `n` messages came or `timeout` seconds passed.
-  std::vector<Message> consume(std::size_t n, double timeout) {
-    char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps_.c_str(), err, sizeof err);
-    rd_kafka_conf_set(conf, "group.id", "replay-test-reader", err, sizeof err);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
-    rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(partitions_);
-    for (int p = 0; p < partitions_; ++p)
-      rd_kafka_topic_partition_list_add(parts, topic_.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(c, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    std::vector<Message> out;
-    const auto t0 = Clock::now();
-    while (out.size() < n && std::chrono::duration<double>(Clock::now() - t0).count() < timeout) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 100);
-      if (!m) continue;
-      if (!m->err)
-        out.push_back({m->partition, std::string(static_cast<const char*>(m->key), m->key_len),
-                       std::string(static_cast<const char*>(m->payload), m->len)});
-      rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
-    return out;
-  }
-
- private:
-  std::string topic_;
-  int partitions_;
-  rd_kafka_t* rk_ = nullptr;
-  std::string bootstraps_;
-};
 
 TEST_F(Replay, KafkaGetsEveryEventKeyedByUserInFileOrder) {
   MockKafka kafka("replay-events", 3);

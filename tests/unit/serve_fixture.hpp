@@ -1,7 +1,8 @@
 #pragma once
-// Shared by the serving tests (serve_test.cpp, serve_faults_test.cpp): a temp dir, free
-// ports, a real redis-server of our own, librdkafka's mock cluster, the Serve fixture
-// (a nightly model trained once per test binary) and an in-process StreamService runner.
+// Shared by the serving tests (serve_test.cpp, serve_faults_test.cpp, replay_test.cpp): a
+// temp dir, free ports, a real redis-server of our own, librdkafka's mock cluster (with a
+// plain consumer to read a topic back), the Serve fixture (a nightly model trained once per
+// test binary) and an in-process StreamService runner.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -44,12 +45,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 class TempDir {
  public:
   TempDir() {
-    char tmpl[] = "/tmp/freshrec_serve_XXXXXX";
+    char tmpl[] = "/tmp/freshrec_test_XXXXXX";
     if (!::mkdtemp(tmpl)) std::abort();
     path_ = tmpl;
   }
@@ -60,7 +61,7 @@ class TempDir {
   std::string path_;
 };
 
-int free_port() {
+inline int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -74,7 +75,7 @@ int free_port() {
 }
 
 // Polls `done` every 10 ms until it holds or `timeout` seconds pass.
-bool eventually(double timeout, const std::function<bool()>& done) {
+inline bool eventually(double timeout, const std::function<bool()>& done) {
   const auto t0 = Clock::now();
   while (seconds_since(t0) < timeout) {
     if (done()) return true;
@@ -83,11 +84,11 @@ bool eventually(double timeout, const std::function<bool()>& done) {
   return done();
 }
 
-bool have_binary(const char* name) {
+inline bool have_binary(const char* name) {
   return std::system((std::string("command -v ") + name + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+inline pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -103,7 +104,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   return pid;
 }
 
-int stop_and_wait(pid_t pid) {
+inline int stop_and_wait(pid_t pid) {
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -161,7 +162,7 @@ class RedisServer {
 // librdkafka's mock cluster lives in this handle (a producer we also produce with).
 class MockKafka {
  public:
-  MockKafka(const std::string& topic, int partitions) : topic_(topic) {
+  MockKafka(const std::string& topic, int partitions) : topic_(topic), partitions_(partitions) {
     char err[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", err, sizeof err);
@@ -191,13 +192,46 @@ class MockKafka {
   }
   void flush() { ASSERT_EQ(rd_kafka_flush(rk_, 10000), RD_KAFKA_RESP_ERR_NO_ERROR); }
 
+  struct Message {
+    int partition;
+    std::string key, value;
+  };
+  // Reads the topic from the beginning until `n` messages came or `timeout` seconds passed.
+  std::vector<Message> consume(std::size_t n, double timeout) {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps_.c_str(), err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", "test-reader", err, sizeof err);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+    rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(partitions_);
+    for (int p = 0; p < partitions_; ++p)
+      rd_kafka_topic_partition_list_add(parts, topic_.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(c, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    std::vector<Message> out;
+    const auto t0 = Clock::now();
+    while (out.size() < n && std::chrono::duration<double>(Clock::now() - t0).count() < timeout) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 100);
+      if (!m) continue;
+      if (!m->err)
+        out.push_back({m->partition, std::string(static_cast<const char*>(m->key), m->key_len),
+                       std::string(static_cast<const char*>(m->payload), m->len)});
+      rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return out;
+  }
+
  private:
   std::string topic_;
+  int partitions_ = 1;
   rd_kafka_t* rk_ = nullptr;
   std::string bootstraps_;
 };
 
-std::string event_line(const std::string& user, const std::string& item, const char* type, double t,
+inline std::string event_line(const std::string& user, const std::string& item, const char* type, double t,
                        const std::string& extra = "") {
   nlohmann::json j = {{"user_id", user}, {"event_type", type}, {"timestamp", t}};
   if (!item.empty()) j["item_id"] = item;
@@ -205,7 +239,7 @@ std::string event_line(const std::string& user, const std::string& item, const c
   return j.dump();
 }
 
-double metric(const std::string& text, const std::string& name) {
+inline double metric(const std::string& text, const std::string& name) {
   const std::size_t at = text.find("\n" + name + " ");
   if (at == std::string::npos) return -1;
   return std::strtod(text.c_str() + at + name.size() + 2, nullptr);
@@ -270,6 +304,8 @@ class Serve : public ::testing::Test {
 // Runs a StreamService on a thread; stops it (like SIGTERM) on destruction.
 class RunningService {
  public:
+  /// Without options: no log or warning output.
+  explicit RunningService(const StreamProcessConfig& c) : RunningService(c, silent()) {}
   RunningService(const StreamProcessConfig& c, const UpdaterOptions& o) : service_(c, o) {
     thread_ = std::thread([this] {
       try {
@@ -294,8 +330,27 @@ class RunningService {
   httplib::Client& http() { return *client_; }
   StreamService& service() { return service_; }
   const std::string& error() const { return error_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(service_.http_port()); }
+  /// freshrec_events_applied_total from /metrics (-1 when unreachable).
+  double applied() {
+    auto r = client_->Get("/metrics");
+    if (!r) return -1;
+    const std::string name = "\nfreshrec_events_applied_total ";
+    const std::size_t at = r->body.find(name);
+    return at == std::string::npos ? -1 : std::strtod(r->body.c_str() + at + name.size(), nullptr);
+  }
+  nlohmann::json features(const std::string& user) {
+    auto r = client_->Get(("/v1/features/" + user).c_str());
+    return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+  }
 
  private:
+  static UpdaterOptions silent() {
+    UpdaterOptions o;
+    o.log = nullptr;
+    o.warn = nullptr;
+    return o;
+  }
   StreamService service_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -304,7 +359,7 @@ class RunningService {
   std::unique_ptr<httplib::Client> client_;
 };
 
-nlohmann::json get_json(httplib::Client& c, const std::string& path, int* status = nullptr) {
+inline nlohmann::json get_json(httplib::Client& c, const std::string& path, int* status = nullptr) {
   auto r = c.Get(path.c_str());
   if (!r) return nullptr;
   if (status) *status = r->status;
