@@ -68,6 +68,7 @@ class JournalSource final : public EventSource {
   std::string seek(const SourceOffset& offset) override { return file_->seek(offset); }
   std::string describe() const override { return "http journal " + journal_->path(); }
   bool wait(int timeout_ms) override { return journal_->wait_for_append(seen_, timeout_ms) != seen_; }
+  bool backlog_acknowledged() const override { return true; }
 
  private:
   std::shared_ptr<HttpJournal> journal_;

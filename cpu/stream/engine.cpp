@@ -307,23 +307,7 @@ void Core::remember_purchase(UserState& u, std::uint32_t item) {
   u.purchased.push_back(item);
 }
 
-void Core::push_journal(const LearnRecord& r) {
-  const std::size_t cap = cfg_.journal_capacity;
-  if (cap == 0) return;
-  if (journal_.size() < cap) {
-    journal_.push_back(r);
-  } else {
-    journal_[journal_head_] = r;
-    journal_head_ = (journal_head_ + 1) % cap;
-  }
-}
-
-namespace {
-inline void prefetch_bytes(const void* p, std::size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off);
-}
-}  // namespace
+void Core::push_journal(const LearnRecord& r) { ring_push(journal_, journal_head_, cfg_.journal_capacity, r); }
 
 void Core::prefetch_rows(std::uint32_t ukey, std::uint32_t item) const {
   const std::size_t rowf = sizeof(float) * static_cast<std::size_t>(k_);
@@ -338,12 +322,17 @@ void Core::prefetch_rows(std::uint32_t ukey, std::uint32_t item) const {
     __builtin_prefetch(&user_stamp_[slot]);
   }
   if (item == kNone) return;
-  prefetch_bytes(items_.row(item).data(), rowf);
+  prefetch_learned_item(item);
   const std::int32_t ibr = item_base_row_[item];
   if (ibr >= 0) prefetch_bytes(base_->item_factors.row(ibr).data(), rowf);
   item_windows_.prefetch(item);
   __builtin_prefetch(&item_events_[item]);
   __builtin_prefetch(&item_lp_[item]);
+}
+
+void Core::prefetch_learned_item(std::uint32_t item) const {
+  prefetch_bytes(items_.row(item).data(), sizeof(float) * static_cast<std::size_t>(k_));
+  __builtin_prefetch(&item_base_row_[item]);
   __builtin_prefetch(&item_stamp_[item]);
   __builtin_prefetch(&items_q8_[static_cast<std::size_t>(item) * k_]);
   __builtin_prefetch(&item_bias_[item]);
@@ -459,7 +448,7 @@ void Core::swap_baseline(std::shared_ptr<const FactorModel> next) {
   Xoshiro256 rr(splitmix64(s));
   ++swaps_;
   const std::size_t n = journal_.size();
-  const std::size_t head = n < cfg_.journal_capacity ? 0 : journal_head_;
+  const std::size_t head = ring_oldest(journal_, journal_head_, cfg_.journal_capacity);
   for (std::size_t j = 0; j < n; ++j) {
     const LearnRecord& r = journal_[(head + j) % n];
     if (r.time > base_->data_cutoff) learn(r, LearnMode::kRebuild, rr);

@@ -36,6 +36,21 @@ struct LearnRecord {
   std::uint8_t type = 0;   ///< EventType
 };
 
+/// The journal and the replay buffer are rings of LearnRecord: appended until `cap` entries,
+/// then the oldest (at `head`) is overwritten. cap 0 keeps nothing.
+inline void ring_push(std::vector<LearnRecord>& ring, std::size_t& head, std::size_t cap, const LearnRecord& r) {
+  if (ring.size() < cap) {
+    ring.push_back(r);
+  } else if (cap > 0) {
+    ring[head] = r;
+    head = (head + 1) % cap;
+  }
+}
+/// Index of a ring's oldest entry (entry j in age order is ring[(oldest + j) % size]).
+inline std::size_t ring_oldest(const std::vector<LearnRecord>& ring, std::size_t head, std::size_t cap) {
+  return ring.size() < cap ? 0 : head;
+}
+
 /// A held-out interaction: never trained on, scored by the guard.
 struct HoldoutPair {
   std::uint32_t user = 0, item = 0;
@@ -117,6 +132,10 @@ class Core {
   void remember_purchase(UserState& u, std::uint32_t item);
   void push_journal(const LearnRecord& r);
   void prefetch_rows(std::uint32_t ukey, std::uint32_t item) const;
+  /// Starts loading what an SGD step on `item` touches: its current row, int8 copy, norm,
+  /// scale, bias, init count, undo stamp and baseline-row index (not the baseline row,
+  /// whose address needs that index).
+  void prefetch_learned_item(std::uint32_t item) const;
   void install_baseline(std::shared_ptr<const FactorModel> model, std::shared_ptr<const BaselineInfo> info);
   /// Feeds an accepted event to the explorer and trains the weak negatives it closes.
   void observe_exploration(const Event& e, std::uint32_t item = kNone);
@@ -148,6 +167,9 @@ class Core {
   void touch_item(std::uint32_t item);
   void forget_undo(std::int32_t slot);
   void end_cycle();
+  /// A new cycle's bookkeeping: empty undo log, next cycle id, holdout prefix to validate.
+  void open_cycle();
+  /// open_cycle() and the starting loss by a full pass over that prefix.
   void start_cycle();
   void rollback();
   double holdout_loss(std::size_t n) const;

@@ -36,6 +36,15 @@ std::uint32_t Explorer::item_key(const std::string& item) {
   return it->second;
 }
 
+namespace {
+// The user's row of `m` as k floats, zeros when `m` does not know the user.
+void nightly_vector(const FactorModel& m, const std::string& user, int k, std::vector<float>& out) {
+  out.assign(static_cast<std::size_t>(k), 0.0f);
+  if (auto row = m.user_ids.find(user); row && static_cast<Eigen::Index>(*row) < m.user_factors.rows())
+    for (int d = 0; d < k; ++d) out[static_cast<std::size_t>(d)] = m.user_factors(static_cast<Eigen::Index>(*row), d);
+}
+}  // namespace
+
 UserPosterior* Explorer::posterior_for(const std::string& user, const FactorModel& baseline) {
   auto it = users_.find(user);
   if (it != users_.end()) {
@@ -44,9 +53,8 @@ UserPosterior* Explorer::posterior_for(const std::string& user, const FactorMode
   }
   const int k = static_cast<int>(baseline.item_factors.cols());
   if (k <= 0) return nullptr;
-  std::vector<float> prior(static_cast<std::size_t>(k), 0.0f);
-  if (auto row = baseline.user_ids.find(user); row && static_cast<Eigen::Index>(*row) < baseline.user_factors.rows())
-    for (int d = 0; d < k; ++d) prior[static_cast<std::size_t>(d)] = baseline.user_factors(static_cast<Eigen::Index>(*row), d);
+  std::vector<float> prior;
+  nightly_vector(baseline, user, k, prior);
   while (users_.size() >= std::max<std::size_t>(cfg_.max_users, 1)) {
     users_.erase(lru_.back());
     lru_.pop_back();
@@ -56,15 +64,6 @@ UserPosterior* Explorer::posterior_for(const std::string& user, const FactorMode
   auto& e = users_.emplace(user, UserEntry{UserPosterior(prior.data(), k, cfg_.explore.prior_precision), lru_.begin()}).first->second;
   return &e.posterior;
 }
-
-namespace {
-// The user's row of `m` as k floats, zeros when `m` does not know the user.
-void nightly_vector(const FactorModel& m, const std::string& user, int k, std::vector<float>& out) {
-  out.assign(static_cast<std::size_t>(k), 0.0f);
-  if (auto row = m.user_ids.find(user); row && static_cast<Eigen::Index>(*row) < m.user_factors.rows())
-    for (int d = 0; d < k; ++d) out[static_cast<std::size_t>(d)] = m.user_factors(static_cast<Eigen::Index>(*row), d);
-}
-}  // namespace
 
 void Explorer::rebase(const FactorModel& old_base, const FactorModel& new_base) {
   row_model_ = nullptr;  // item rows are per model
@@ -126,14 +125,13 @@ void Explorer::observe(const Event& e, const FactorModel& baseline,
   // Only an impression gives a user a key; any other event can only reward impressions of a
   // user who already has one (no key: nothing pending to match).
   std::uint32_t user = UINT32_MAX;
+  if (auto uit = user_index_.find(e.user_id); uit != user_index_.end()) user = uit->second;
   if (e.type == EventType::kImpression) {
-    auto [uit, fresh] = user_index_.emplace(e.user_id, static_cast<std::uint32_t>(user_names_.size()));
-    if (fresh) user_names_.push_back(e.user_id);
-    user = uit->second;
-  } else if (auto uit = user_index_.find(e.user_id); uit != user_index_.end()) {
-    user = uit->second;
-  }
-  if (e.type == EventType::kImpression) {
+    if (user == UINT32_MAX) {
+      user = static_cast<std::uint32_t>(user_names_.size());
+      user_index_.emplace(e.user_id, user);
+      user_names_.push_back(e.user_id);
+    }
     std::vector<std::uint32_t> keys;
     keys.reserve(e.items.size());
     for (const std::string& i : e.items) keys.push_back(item_key(i));

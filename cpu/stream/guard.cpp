@@ -115,8 +115,7 @@ void Core::holdout_sums(std::size_t from, std::size_t to, double& sum, std::size
   auto hint = [&](const HoldoutPair& h) {
     __builtin_prefetch(&user_slot_[h.user]);
     __builtin_prefetch(&user_base_row_[h.user]);
-    if (h.negative != kNone) for (std::size_t off = 0; off < rowf; off += 64)
-      __builtin_prefetch(reinterpret_cast<const char*>(items_.row(h.negative).data()) + off);
+    if (h.negative != kNone) prefetch_bytes(items_.row(h.negative).data(), rowf);
   };
   for (std::size_t j = from; j < std::min(to, from + 2 * kAhead); ++j) hint(holdout_[j]);
   for (std::size_t j = from; j < to; ++j) {
@@ -185,15 +184,19 @@ void Core::advance_sampler() {
   }
 }
 
-void Core::start_cycle() {
+void Core::open_cycle() {
   undo_users_.clear();
   undo_items_.clear();
   undo_floats_.clear();
   ++cycle_id_;
   cycle_events_ = 0;
   validate_n_ = holdout_.size();
-  loss_before_ = holdout_loss(validate_n_);
   evicted_in_cycle_ = false;
+}
+
+void Core::start_cycle() {
+  open_cycle();
+  loss_before_ = holdout_loss(validate_n_);
 }
 
 // After each trained live event: the replay draws that keep the cycle's replay count at
@@ -268,14 +271,7 @@ void Core::end_cycle() {
   }
   log_decision(accept, loss_start, loss_after);
   // The cycle's events join the buffer after its replay draws (as in the brief).
-  for (const LearnRecord& r : pending_) {
-    if (replay_.size() < g.replay_capacity) {
-      replay_.push_back(r);
-    } else if (g.replay_capacity > 0) {
-      replay_[replay_head_] = r;
-      replay_head_ = (replay_head_ + 1) % g.replay_capacity;
-    }
-  }
+  for (const LearnRecord& r : pending_) ring_push(replay_, replay_head_, g.replay_capacity, r);
   pending_.clear();
   begin_sampler_rebuild();
 
@@ -283,14 +279,8 @@ void Core::end_cycle() {
   // holdout: the state is the accepted one (whose prefix sums were just taken) or exactly
   // the rolled-back start (whose loss over the same prefix is loss_before_). Same bits as
   // start_cycle()'s full pass.
-  undo_users_.clear();
-  undo_items_.clear();
-  undo_floats_.clear();
-  ++cycle_id_;
-  cycle_events_ = 0;
-  validate_n_ = holdout_.size();
   const bool evicted = evicted_in_cycle_;
-  evicted_in_cycle_ = false;
+  open_cycle();
   if (accept) {
     holdout_sums(n_old, validate_n_, sum, terms);
     loss_before_ = terms ? sum / static_cast<double>(terms) : 0.0;

@@ -55,7 +55,7 @@ void Core::compact_user_ids() {
   // restore() gives a ring, so a checkpoint taken now resumes identically).
   auto filter_ring = [&](std::vector<LearnRecord>& ring, std::size_t& head, std::size_t cap) {
     const std::size_t m = ring.size();
-    const std::size_t h = m < cap ? 0 : head;
+    const std::size_t h = ring_oldest(ring, head, cap);
     std::vector<LearnRecord> out;
     out.reserve(ring.capacity());
     for (std::size_t j = 0; j < m; ++j) {

@@ -32,10 +32,6 @@ inline bool all_finite(const float* a, int k) {
 inline float clip_scale(float n2, float max_norm) {
   return n2 > max_norm * max_norm ? max_norm / std::sqrt(n2) : 1.0f;
 }
-inline void prefetch_row(const void* p, std::size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off);
-}
 }  // namespace
 
 void Core::user_vector(std::int32_t slot, std::uint32_t ukey, float* out) const {
@@ -187,21 +183,13 @@ void Core::draw_negatives(const LearnRecord& r, Xoshiro256& rng) {
   for (int n = 0; n < nn; ++n) {
     const std::uint32_t j = sampler_.draw(rng);
     neg_scratch_[n] = j;
-    if (j == r.item) continue;
-    prefetch_row(items_.row(j).data(), row_bytes);
-    __builtin_prefetch(&item_base_row_[j]);
-    __builtin_prefetch(&item_stamp_[j]);
-    __builtin_prefetch(&items_q8_[static_cast<std::size_t>(j) * k_]);
-    __builtin_prefetch(&item_norm_[j]);
-    __builtin_prefetch(&item_scale_[j]);
-    __builtin_prefetch(&item_bias_[j]);
-    __builtin_prefetch(&item_init_[j]);
+    if (j != r.item) prefetch_learned_item(j);
   }
   for (int n = 0; n < nn; ++n) {
     const std::uint32_t j = neg_scratch_[n];
     if (j == r.item) continue;
     const std::int32_t jb = item_base_row_[j];
-    if (jb >= 0) prefetch_row(base_->item_factors.row(jb).data(), row_bytes);
+    if (jb >= 0) prefetch_bytes(base_->item_factors.row(jb).data(), row_bytes);
   }
 }
 

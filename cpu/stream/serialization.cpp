@@ -181,7 +181,7 @@ void Core::save(std::ostream& out, bool learned_only) const {
     w.put(h.negative);
     w.put(h.label);
   }
-  put_ring(w, replay_, replay_.size() < cfg_.guard.replay_capacity ? 0 : replay_head_);
+  put_ring(w, replay_, ring_oldest(replay_, replay_head_, cfg_.guard.replay_capacity));
   put_ring(w, pending_, 0);
   w.put(cycle_events_);
   w.put<std::uint64_t>(validate_n_);
@@ -200,7 +200,7 @@ void Core::save(std::ostream& out, bool learned_only) const {
     w.put(e.init);
     w.put_array(&undo_floats_[e.offset], k);
   }
-  put_ring(w, journal_, journal_.size() < cfg_.journal_capacity ? 0 : journal_head_);
+  put_ring(w, journal_, ring_oldest(journal_, journal_head_, cfg_.journal_capacity));
   w.put<std::uint8_t>(explorer_ != nullptr);
   if (explorer_) {
     std::ostringstream ex;

@@ -76,6 +76,11 @@ class EventSource {
   /// Gives the source a way to ask for a checkpoint right now, from inside next() or
   /// wait() (Kafka: before partitions are given up in a rebalance). Default: unused.
   virtual void set_checkpoint_request(std::function<void()> request) {}
+  /// Every line already in the source was acknowledged to whoever sent it (the HTTP
+  /// journal: a 200 went out after the fsync), so a stopping updater applies what is there
+  /// before its final checkpoint. Other sources keep their backlog for the next run (a
+  /// file or Kafka backlog can be long). Default: false.
+  virtual bool backlog_acknowledged() const { return false; }
 };
 
 /// An NDJSON file read once, start to end (replays, --until-eof). Throws InputError

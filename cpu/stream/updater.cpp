@@ -416,13 +416,12 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
   for (;;) {
     if (stop.load(std::memory_order_relaxed)) {
       stopped_by_ = "signal";
-      // Events the HTTP API already acknowledged are in the journal: apply them before the
-      // final checkpoint, so a client that got 200 and then stopped the service finds them
-      // in this run's state too (they would survive a restart either way). Other sources
-      // keep their backlog for the next run (a Kafka or file backlog can be long).
-      // Bounded: clients still posting during the shutdown cannot keep it from ending.
+      // Acknowledged events (the HTTP journal) are applied before the final checkpoint, so a
+      // client that got 200 and then stopped the service finds them in this run's state too
+      // (they would survive a restart either way). Bounded: clients still posting during
+      // the shutdown cannot keep it from ending.
       std::uint64_t drained = 0;
-      if (config_.source.type == SourceType::kHttp)
+      if (source_->backlog_acknowledged())
         while (drained++ < 1'000'000 && source_->next(line) == SourceStatus::kLine) {
           process_line(line);
           ++run_lines_;

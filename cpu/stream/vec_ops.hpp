@@ -3,6 +3,7 @@
 /// Fixed summation orders, so results are the same on every run and every machine with the
 /// same instruction set; no -ffast-math needed for them to vectorise.
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -19,6 +20,12 @@ template <typename F>
 inline decltype(auto) with_k(int k_runtime, F&& f) {
   if (k_runtime == 64) return f(std::integral_constant<int, 64>{});
   return f(k_runtime);
+}
+
+/// Starts loading every cache line of [p, p + bytes) (a hint; changes nothing).
+inline void prefetch_bytes(const void* p, std::size_t bytes) noexcept {
+  const char* c = static_cast<const char*>(p);
+  for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off);
 }
 
 /// a·b over k floats: eight independent partial sums (one SIMD register), fixed order.

@@ -1,12 +1,12 @@
 // Cost of the bandit layer (issue 8), measured in one run:
-//  1. ingest: StreamEngine::apply events/s alone, and with the per-event bandit work the
-//     engine does once integrated (impression tracking, reward attribution, and the rank-1
-//     posterior update of the user per closed outcome) — interleaved repetitions, medians;
+//  1. ingest: the same events (impressions included) through a StreamEngine with
+//     exploration off and on (impression tracking, rewards, batched posterior updates, weak
+//     negatives into the SGD) — interleaved repetitions, medians;
 //  2. recommend under a budget: 4 client threads each gather {nightly = engine.recommend,
 //     realtime, context, remote} through ParallelFeatureFetcher with a 20 ms budget while the
 //     remote source is artificially slowed to 100 ms; p50/p99/max of the whole request.
 //
-//   build-i8/tests/bench/bandit_bench [--users N] [--items N] [--k K] [--events N] [--reps N]
+//   build/tests/bench/bandit_bench [--users N] [--items N] [--k K] [--events N] [--reps N]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,11 +16,9 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "cpu/stream/bandit.hpp"
-#include "cpu/stream/impressions.hpp"
 #include "cpu/stream/latency_budget.hpp"
 #include "cpu/stream/rng.hpp"
 #include "cpu/stream/stream_engine.hpp"
