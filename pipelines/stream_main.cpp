@@ -33,7 +33,9 @@ int main(int argc, char** argv) {
       ->type_name("KEY=VALUE")
       ->take_all()
       ->allow_extra_args(false);
-  app.add_flag("--until-eof", options.until_eof, "stop at the end of the source (a followed file too)");
+  app.add_flag("--until-eof", options.until_eof,
+               "stop at the end of the source (a followed file too; Kafka: every assigned partition read to its "
+               "end, in a fixed, reproducible partition order)");
   app.add_option("--stats-out", stats_out, "write the final stats as JSON to this file");
   app.add_option("--stop-after-events", options.stop_after_lines, "testing: stop after this many input lines");
   app.add_flag("--crash", options.crash, "testing: with --stop-after-events, die by SIGKILL instead of stopping");

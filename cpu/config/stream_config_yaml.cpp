@@ -12,7 +12,6 @@
 namespace freshrec {
 namespace {
 
-constexpr long long kMaxInt = std::numeric_limits<int>::max();
 constexpr long long kMaxCount = 1LL << 40;  // far above any memory we could hold
 
 void get_size(YamlSection& s, const std::string& key, std::size_t& out, long long min, long long max) {
@@ -65,6 +64,9 @@ void read_http(YamlSection& s, HttpSettings& h) {
   s.get("journal", h.journal);
   s.get("max_k", h.max_k, 1, 1'000'000);
   s.get("recommend_budget_ms", h.recommend_budget_ms, 0.1, 60000.0);
+  s.get("recommend_hedge_ms", h.recommend_hedge_ms, 0.0, 60000.0);
+  s.get("inject_realtime_delay_ms", h.inject_realtime_delay_ms, 0.0, 60000.0);
+  if (h.recommend_hedge_ms > h.recommend_budget_ms) s.fail("recommend_hedge_ms", "must not exceed recommend_budget_ms");
   if (h.host.empty()) s.fail("host", "must not be empty (127.0.0.1 serves loopback only)");
 }
 

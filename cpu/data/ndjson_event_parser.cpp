@@ -22,8 +22,12 @@ namespace {
 std::string quoted(std::string_view s) {
   constexpr std::size_t kMax = 60;
   std::string out = "'";
-  out.append(s.substr(0, kMax));
-  if (s.size() > kMax) out += "...";
+  // Cut on a character boundary: half a UTF-8 sequence would make the reason invalid text.
+  std::size_t n = std::min(s.size(), kMax);
+  if (n < s.size())
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  out.append(s.substr(0, n));
+  if (s.size() > n) out += "...";
   out += "'";
   return out;
 }

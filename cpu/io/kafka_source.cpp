@@ -1,7 +1,11 @@
 #include "cpu/io/kafka_source.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <tuple>
 #include <vector>
 
 #include <librdkafka/rdkafkacpp.h>
@@ -27,10 +31,21 @@ struct PartitionList {
   ~PartitionList() { RdKafka::TopicPartition::destroy(list); }
 };
 
+// Bounded replay: the payload bytes fetched but not handed out yet that the lanes may hold
+// together, unless kafka.properties sets queued.max.messages.kbytes (librdkafka's bound on
+// its own prefetch queue, whose default this is). Each lane gets an equal share (at least
+// kMinLaneBytes); a lane at its share is paused (librdkafka stops fetching the partition)
+// until it drains to a quarter of it. Bounds the memory while the merge order waits on a
+// partition that comes in slower than the others.
+constexpr std::size_t kDefaultQueuedKbytes = 65536;
+constexpr std::size_t kMinLaneBytes = 64 * 1024;
+
 class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
  public:
-  KafkaSource(const KafkaSettings& s, std::size_t max_line_bytes, std::FILE* warn, KafkaSourceStats* stats)
-      : settings_(s), max_line_bytes_(max_line_bytes), warn_(warn), stats_(stats ? stats : &own_stats_) {
+  KafkaSource(const KafkaSettings& s, std::size_t max_line_bytes, std::FILE* warn, KafkaSourceStats* stats,
+              bool until_end)
+      : settings_(s), max_line_bytes_(max_line_bytes), warn_(warn), stats_(stats ? stats : &own_stats_),
+        until_end_(until_end) {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     std::string err;
     auto set = [&](const std::string& key, const std::string& value, const std::string& origin) {
@@ -43,8 +58,11 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
     set("enable.auto.commit", "false", "kafka");
     set("enable.auto.offset.store", "false", "kafka");
     set("auto.offset.reset", "earliest", "kafka");
-    set("enable.partition.eof", "false", "kafka");
+    // A bounded replay needs to know where each partition ends.
+    set("enable.partition.eof", until_end ? "true" : "false", "kafka");
     for (const auto& [key, value] : s.properties) set(key, value, "kafka.properties." + key);
+    if (const auto kb = s.properties.find("queued.max.messages.kbytes"); kb != s.properties.end())
+      queued_bytes_ = static_cast<std::size_t>(std::max(1L, std::atol(kb->second.c_str()))) * 1024;
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
       throw InputError("kafka: cannot install the rebalance callback: " + err);
     consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
@@ -62,12 +80,14 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
   }
 
   SourceStatus next(SourceLine& out) override {
+    if (until_end_) return next_in_order(out);
     std::unique_ptr<RdKafka::Message> msg = pending_ ? std::move(pending_) : poll(0);
     if (!msg) return SourceStatus::kIdle;
     return hand_out(*msg, out);
   }
 
   bool wait(int timeout_ms) override {
+    if (until_end_) return wait_in_order(timeout_ms);
     if (pending_) return true;
     pending_ = poll(timeout_ms);
     return pending_ != nullptr;
@@ -131,6 +151,118 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
     }
   }
 
+  // ---- bounded replay (until_end_): lanes and the merge order
+
+  // One owned partition: what was fetched from it and not handed out yet, in offset order.
+  struct Lane {
+    std::string topic;
+    int partition = 0;
+    std::int64_t next = -1;  // = positions_[key]: the next offset to hand out (-1: none yet, from the beginning)
+    std::deque<std::unique_ptr<RdKafka::Message>> queued;
+    std::size_t bytes = 0;  // payload bytes in `queued`
+    bool at_end = false;    // librdkafka reported the partition's end right after the last queued message
+    bool paused = false;    // fetching paused by us: `bytes` reached the lane's share
+  };
+
+  // The lane the merge order reads from next: the lowest next offset (no position yet =
+  // from the beginning = first), then topic, then partition; lanes read to their end are
+  // done. Depends on the positions only (never on what happens to be fetched), so the same
+  // positions — a fresh start or a checkpoint — always continue in the same order.
+  // nullptr when every lane is done.
+  Lane* pick() {
+    Lane* best = nullptr;
+    for (auto& [key, lane] : lanes_) {
+      if (lane.at_end && lane.queued.empty()) continue;
+      if (!best || std::tie(lane.next, lane.topic, lane.partition) < std::tie(best->next, best->topic, best->partition))
+        best = &lane;
+    }
+    return best;
+  }
+
+  // next() would hand out a line or report the end right now.
+  bool ready() {
+    const Lane* lane = pick();
+    return lane ? !lane->queued.empty() : assigned_;
+  }
+
+  // Up to timeout_ms for the line whose turn it is (or the end); lines of other partitions
+  // that come meanwhile only join their lanes.
+  bool wait_in_order(int timeout_ms) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!ready()) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+      if (left <= 0) return false;
+      fill(static_cast<int>(left));
+    }
+    return true;
+  }
+
+  SourceStatus next_in_order(SourceLine& out) {
+    for (;;) {
+      Lane* lane = pick();  // again after every fill(): a rebalance may have replaced the lanes
+      if (!lane) return assigned_ ? SourceStatus::kEnd : SourceStatus::kIdle;
+      if (!lane->queued.empty()) {
+        const std::unique_ptr<RdKafka::Message> msg = std::move(lane->queued.front());
+        lane->queued.pop_front();
+        lane->bytes -= msg->len();
+        lane->next = msg->offset() + 1;
+        if (lane->paused && lane->bytes <= lane_bytes_ / 4) pause_lane(*lane, false);
+        return hand_out(*msg, out);
+      }
+      // The partition whose turn it is has nothing fetched yet: take what the consumer has.
+      if (!fill(0)) return SourceStatus::kIdle;
+    }
+  }
+
+  // One event from the consumer (waiting up to timeout_ms): a message joins its lane, a
+  // partition end marks its lane; a rebalance (run by librdkafka inside consume()) replaces
+  // the lanes. True when any of that happened.
+  bool fill(int timeout_ms) {
+    const std::uint64_t rebalances = stats_->rebalances.load();
+    std::unique_ptr<RdKafka::Message> msg(consumer_->consume(timeout_ms));
+    const bool rebalanced = stats_->rebalances.load() != rebalances;
+    if (!msg) return rebalanced;
+    const RdKafka::ErrorCode err = msg->err();
+    if (err != RdKafka::ERR_NO_ERROR && err != RdKafka::ERR__PARTITION_EOF) {
+      // Broker and transport errors are retried by librdkafka; say so and go on.
+      if (err != RdKafka::ERR__TIMED_OUT) warn("consumer: " + msg->errstr());
+      return rebalanced;
+    }
+    const std::string key = kafka_partition_key(msg->topic_name(), msg->partition());
+    const auto it = lanes_.find(key);
+    if (it == lanes_.end()) return rebalanced;  // not (or no longer) ours
+    Lane& lane = it->second;
+    // Where this lane continues: after its last queued message, else at its position
+    // (-1: none yet, reading from the beginning).
+    const std::int64_t expected = lane.queued.empty() ? lane.next : lane.queued.back()->offset() + 1;
+    if (err == RdKafka::ERR__PARTITION_EOF) {
+      if (msg->offset() >= expected) lane.at_end = true;
+      return true;
+    }
+    // Fetched again after a pause (librdkafka resumes at the last message it handed us,
+    // which is already queued): keep the first copy.
+    if (expected >= 0 && msg->offset() < expected) return rebalanced;
+    lane.at_end = false;
+    lane.bytes += msg->len();
+    lane.queued.push_back(std::move(msg));
+    if (!lane.paused && lane.bytes >= lane_bytes_) pause_lane(lane, true);
+    return true;
+  }
+
+  void pause_lane(Lane& lane, bool pause) {
+    PartitionList one;
+    one.list.push_back(RdKafka::TopicPartition::create(lane.topic, lane.partition));
+    const RdKafka::ErrorCode rc = pause ? consumer_->pause(one.list) : consumer_->resume(one.list);
+    if (rc == RdKafka::ERR_NO_ERROR) {
+      lane.paused = pause;
+      if (pause) stats_->replay_pauses.fetch_add(1);
+    } else {
+      warn(std::string(pause ? "pause" : "resume") + " of " + kafka_partition_key(lane.topic, lane.partition) +
+           " failed: " + RdKafka::err2str(rc));
+    }
+  }
+
   SourceStatus hand_out(RdKafka::Message& msg, SourceLine& out) {
     const std::size_t len = msg.len();
     const std::size_t keep = std::min(len, max_line_bytes_);
@@ -175,6 +307,15 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
       }
     }
     pending_.reset();
+    // Bounded replay: what was fetched and not handed out is dropped (the next owner, or
+    // this process on the next assignment, fetches it again from the positions).
+    for (RdKafka::TopicPartition* tp : partitions) {
+      const auto lane = lanes_.find(kafka_partition_key(tp->topic(), tp->partition()));
+      if (lane == lanes_.end()) continue;
+      if (lane->second.paused) pause_lane(lane->second, false);  // a paused partition would stay paused when it comes back
+      lanes_.erase(lane);
+    }
+    assigned_ = false;
     consumer->unassign();
     stats_->assigned_partitions.store(0);
   }
@@ -201,6 +342,19 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
       }
     }
     consumer->assign(partitions);
+    if (until_end_) {
+      lanes_.clear();
+      for (RdKafka::TopicPartition* tp : partitions) {
+        const std::string key = kafka_partition_key(tp->topic(), tp->partition());
+        Lane& lane = lanes_[key];
+        lane.topic = tp->topic();
+        lane.partition = tp->partition();
+        const auto pos = positions_.find(key);
+        lane.next = pos == positions_.end() ? -1 : pos->second;
+      }
+      lane_bytes_ = std::max(kMinLaneBytes, queued_bytes_ / std::max<std::size_t>(1, lanes_.size()));
+      assigned_ = true;
+    }
     stats_->assigned_partitions.store(static_cast<int>(partitions.size()));
   }
 
@@ -221,13 +375,18 @@ class KafkaSource final : public EventSource, private RdKafka::RebalanceCb {
   // seek() at start, or kept at revocation); applied on (re)assignment.
   std::map<std::string, std::int64_t> resume_;
   std::function<void()> checkpoint_request_;
+  const bool until_end_;                // bounded replay in the merge order (see the header)
+  std::map<std::string, Lane> lanes_;   // bounded replay: the owned partitions
+  bool assigned_ = false;               // bounded replay: an assignment is in force (lanes_ = it)
+  std::size_t queued_bytes_ = kDefaultQueuedKbytes * 1024;  // bounded replay: what all lanes may hold
+  std::size_t lane_bytes_ = queued_bytes_;                   // bounded replay: a lane is paused at this many
 };
 
 }  // namespace
 
 std::unique_ptr<EventSource> open_kafka_source(const KafkaSettings& settings, std::size_t max_line_bytes,
-                                               std::FILE* warn, KafkaSourceStats* stats_out) {
-  return std::make_unique<KafkaSource>(settings, max_line_bytes, warn, stats_out);
+                                               std::FILE* warn, KafkaSourceStats* stats_out, bool until_end) {
+  return std::make_unique<KafkaSource>(settings, max_line_bytes, warn, stats_out, until_end);
 }
 
 }  // namespace freshrec

@@ -15,6 +15,20 @@
 /// ones): a partition that comes back — a forced rejoin, a session timeout while the
 /// broker was down — resumes at max(kept position, commit) even when the revoke-time
 /// commit failed, instead of re-reading from the older commit.
+///
+/// Bounded replay (`until_end`, the updater's --until-eof): the source hands out the lines
+/// of its partitions in a fixed merge order — always from the owned partition whose next
+/// offset is the lowest (ties: topic, then partition number; a partition with no position
+/// yet, i.e. read from its beginning, comes first) — and reports the end (kEnd) once every
+/// partition of its assignment was read to its end (librdkafka's partition EOF). The order
+/// is a function of the topic's contents and the positions alone, never of fetch timing,
+/// so a replay of the same topic yields the same state bit for bit, and so does a replay
+/// stopped anywhere and resumed from a checkpoint (the positions are in the checkpoint).
+/// Lines fetched ahead of their turn wait in the source, at most
+/// queued.max.messages.kbytes (a kafka.properties key, default 64 MB) over all partitions:
+/// a partition beyond its share is paused until the merge order catches up. Without
+/// `until_end` lines come in arrival order (lowest latency) and the run never ends by
+/// itself.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -34,14 +48,19 @@ struct KafkaSourceStats {
   std::atomic<std::uint64_t> rebalances{0};
   std::atomic<std::uint64_t> commits{0};
   std::atomic<std::uint64_t> commit_failures{0};
+  /// Bounded replay: partitions paused because too much of them was fetched ahead of the
+  /// merge order (the memory bound above; not exported, the tests read it).
+  std::atomic<std::uint64_t> replay_pauses{0};
 };
 
 /// Opens a consumer subscribed to settings.topic in settings.group_id. Throws InputError
 /// naming the kafka.* key when librdkafka refuses a property. `warn` gets one line per
 /// commit failure or consumer error (nullptr = none). `stats_out`, when given, is kept
-/// up to date by the source (owned by the caller, must outlive the source).
+/// up to date by the source (owned by the caller, must outlive the source). `until_end`:
+/// the bounded, deterministic replay described above.
 std::unique_ptr<EventSource> open_kafka_source(const KafkaSettings& settings, std::size_t max_line_bytes,
-                                               std::FILE* warn, KafkaSourceStats* stats_out = nullptr);
+                                               std::FILE* warn, KafkaSourceStats* stats_out = nullptr,
+                                               bool until_end = false);
 
 /// "topic/partition", the key of SourceOffset::partitions.
 std::string kafka_partition_key(const std::string& topic, int partition);

@@ -298,7 +298,7 @@ Manifest parse_manifest(const std::string& dir) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1E999
     check.fail(std::string("not valid JSON (") + e.what() + ")");
   }
   if (!j.is_object()) check.fail("not a JSON object");

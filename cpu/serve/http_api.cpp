@@ -1,16 +1,19 @@
 // The HTTP API of StreamService: routes, limits, bearer-token checks and /metrics.
 // Every error is JSON {"error": "..."} with a 4xx/5xx code that says whose fault it is.
 #include <chrono>
+#include <thread>
 #include <cstring>
 #include <future>
 #include <string_view>
 
 #include <httplib.h>
+#include <simdjson.h>
 // <resolv.h> (pulled in by httplib) defines _res as a macro; Eigen uses it as a name.
 #undef _res
 #include <openssl/crypto.h>
 
 #include "cpu/data/ndjson_event_parser.hpp"
+#include "cpu/data/timestamp_parse.hpp"
 #include "cpu/io/http_journal.hpp"
 #include "cpu/io/kafka_source.hpp"
 #include "cpu/io/redis_feature_store.hpp"
@@ -22,10 +25,16 @@ namespace {
 
 constexpr const char* kJson = "application/json";
 
+// Every answer is serialised through here: an id or reason that is not valid UTF-8 (an
+// answer must never fail after an events body was journaled) becomes U+FFFD, not an exception.
+std::string json_text(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
 void reply_error(httplib::Response& res, int status, const std::string& reason) {
   res.status = status;
-  res.set_content(nlohmann::json{{"error", reason}}.dump(), kJson);
+  res.set_content(json_text(nlohmann::json{{"error", reason}}), kJson);
 }
+
+bool valid_utf8(const std::string& s) { return simdjson::validate_utf8(s.data(), s.size()); }
 
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -83,6 +92,14 @@ std::string escape_label(const std::string& v) {
 
 void StreamService::install_routes() {
   httplib::Server& s = *server_;
+  // Before any body is read: cpp-httplib would inflate a gzip/deflate/br body, and
+  // http.max_body_bytes bounds only the compressed size (1 MB of gzip is 1 GB of newlines).
+  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    const std::string enc = req.get_header_value("Content-Encoding");
+    if (enc.empty() || enc == "identity") return httplib::Server::HandlerResponse::Unhandled;
+    reply_error(res, 415, "Content-Encoding '" + enc.substr(0, 40) + "' is not accepted: send the body uncompressed");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   s.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
     // Only fills in a body for errors no handler explained (404, 413 from the body limit).
     if (!res.body.empty()) return;
@@ -114,7 +131,7 @@ void StreamService::install_routes() {
     if (!updater()) return reply_error(res, 503, "loading the model and checkpoint");
     // Still 200 while checkpoint or dead-letter writes fail: serving and ingestion go on;
     // the body says what is degraded.
-    res.set_content(readiness().dump(), kJson);
+    res.set_content(json_text(readiness()), kJson);
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_text(), "text/plain; version=0.0.4");
@@ -127,6 +144,7 @@ void StreamService::install_routes() {
     RecommendRequest r;
     r.user_id = req.get_param_value("user_id");
     if (r.user_id.empty()) return reply_error(res, 400, "missing query parameter user_id");
+    if (!valid_utf8(r.user_id)) return reply_error(res, 400, "user_id is not valid UTF-8");
     if (req.has_param("k")) {
       long long k = 0;
       if (!parse_int(req.get_param_value("k"), 1, config_.http.max_k, k))
@@ -144,33 +162,49 @@ void StreamService::install_routes() {
         return reply_error(res, 400, "device must be mobile, tablet or desktop");
     }
     r.page_item_id = req.get_param_value("item_id");
-    for (std::size_t i = 0; i < req.get_param_value_count("cart_item"); ++i)
+    if (!valid_utf8(r.page_item_id)) return reply_error(res, 400, "item_id is not valid UTF-8");
+    for (std::size_t i = 0; i < req.get_param_value_count("cart_item"); ++i) {
       r.cart_items.push_back(req.get_param_value("cart_item", i));
+      if (!valid_utf8(r.cart_items.back())) return reply_error(res, 400, "cart_item is not valid UTF-8");
+    }
     if (req.has_param("time")) {
       char* end = nullptr;
       const std::string t = req.get_param_value("time");
       const double v = std::strtod(t.c_str(), &end);
-      if (t.empty() || *end != '\0' || !std::isfinite(v)) return reply_error(res, 400, "time must be epoch seconds");
+      // The events' own range (timestamp_parse.hpp): beyond it calendar arithmetic overflows.
+      if (t.empty() || *end != '\0' || !(v >= 0.0 && v <= kMaxEventTimestamp))
+        return reply_error(res, 400, "time must be epoch seconds in [0, 4102444800] (1970-2100)");
       r.time = v;
     }
-    // The latency budget: the full blend (nightly + real-time state + context) and the
-    // nightly-only ranking (the request moved far past the user's last event, so every fresh
-    // term has faded: g -> 0) are computed in parallel; whichever arrived in time answers,
-    // best first; if neither did, the popularity ranking (an unknown user's) does.
+    // The latency budget: the full blend (nightly + real-time state + context) is computed at
+    // once; the nightly-only ranking (the request moved far past the user's last event, so
+    // every fresh term has faded: g -> 0) is its hedge, started in parallel only if the blend
+    // is not done after http.recommend_hedge_ms; whichever arrived in time answers, best
+    // first; if neither did, the popularity ranking (an unknown user's) does.
     // The engine outlives the fetches: the updater is only torn down after the server stops.
     const StreamEngine& engine = u->engine();
     auto full = std::make_shared<Recommendation>();
     auto nightly = std::make_shared<Recommendation>();
     std::vector<stream::ParallelFeatureFetcher::Task> tasks;
-    tasks.push_back({stream::Signal::kRealtime, [&engine, full, r] { *full = engine.recommend(r); }});
-    tasks.push_back({stream::Signal::kNightly, [&engine, nightly, r]() mutable {
+    const double inject_ms = config_.http.inject_realtime_delay_ms;
+    tasks.push_back({stream::Signal::kRealtime, [&engine, full, r, inject_ms] {
+                       if (inject_ms > 0.0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(inject_ms));
+                       *full = engine.recommend(r);
+                     }});
+    tasks.push_back({stream::Signal::kNightly,
+                     [&engine, nightly, r]() mutable {
                        r.time = (r.time ? *r.time : engine.watermark()) + 1e9;
                        r.page_item_id.clear();
                        *nightly = engine.recommend(r);
-                     }});
-    const auto budget = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::duration<double, std::milli>(config_.http.recommend_budget_ms));
-    const stream::GatherReport gathered = fetcher_.gather(std::move(tasks), budget);
+                     },
+                     /*fallback=*/true});
+    auto ms = [](double v) {
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double, std::milli>(v));
+    };
+    // The gather gets 90% of the budget: the rest is for the popularity ranking (a catalogue
+    // pass without dot products) and the answer, when both rankings were late.
+    const stream::GatherReport gathered = fetcher_.gather(
+        std::move(tasks), ms(0.9 * config_.http.recommend_budget_ms), ms(config_.http.recommend_hedge_ms));
     Recommendation rec;
     std::vector<std::string> signals;
     if (gathered.ready[static_cast<std::size_t>(stream::Signal::kRealtime)]) {
@@ -204,7 +238,7 @@ void StreamService::install_routes() {
     j["items"] = std::move(items);
     j["signals"] = signals;
     j["degraded"] = degraded;
-    res.set_content(j.dump(), kJson);
+    res.set_content(json_text(j), kJson);
     recommend_latency_.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   });
 
@@ -212,7 +246,8 @@ void StreamService::install_routes() {
     StreamUpdater* u = updater();
     if (!u) return reply_error(res, 503, "not ready: loading the model");
     const std::string user = req.matches[1];
-    res.set_content(features_json(user, u->engine().features(user)).dump(), kJson);
+    if (!valid_utf8(user)) return reply_error(res, 400, "user id is not valid UTF-8");
+    res.set_content(json_text(features_json(user, u->engine().features(user))), kJson);
   });
 
   s.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
@@ -251,7 +286,7 @@ void StreamService::install_routes() {
     http_events_accepted_.fetch_add(n_ok, std::memory_order_relaxed);
     http_events_rejected_.fetch_add(n_bad, std::memory_order_relaxed);
     res.status = n_ok == 0 ? 400 : 200;
-    res.set_content(nlohmann::json{{"accepted", n_ok}, {"rejected", n_bad}, {"errors", errors}}.dump(), kJson);
+    res.set_content(json_text(nlohmann::json{{"accepted", n_ok}, {"rejected", n_bad}, {"errors", errors}}), kJson);
   });
 
   auto admin = [this](const char* what, std::function<nlohmann::json(StreamUpdater&)> task) {
@@ -263,7 +298,7 @@ void StreamService::install_routes() {
       if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready)
         return reply_error(res, 504, std::string(what) + " did not finish within 60 s (still queued)");
       try {
-        res.set_content(done.get().dump(), kJson);
+        res.set_content(json_text(done.get()), kJson);
       } catch (const std::future_error&) {
         reply_error(res, 503, "the updater is stopping");
       } catch (const std::exception& e) {

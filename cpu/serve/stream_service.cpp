@@ -70,7 +70,9 @@ nlohmann::json StreamService::run(const std::atomic<bool>& stop) {
   const std::size_t max_line = config_.source.max_line_bytes;
   o.open_source = [this, max_line](const StreamProcessConfig& c) -> std::unique_ptr<EventSource> {
     if (c.source.type == SourceType::kHttp) return open_journal_source(journal_, max_line);
-    if (c.source.type == SourceType::kKafka) return open_kafka_source(c.kafka, max_line, options_.warn, kafka_stats_.get());
+    // --until-eof: a bounded replay of the topic in a fixed order, ending at its end.
+    if (c.source.type == SourceType::kKafka)
+      return open_kafka_source(c.kafka, max_line, options_.warn, kafka_stats_.get(), options_.until_eof);
     throw InputError("source.type: no serving-layer source for this type");
   };
   o.on_event = [this](const Event& e, bool accepted, std::uint64_t ns) {

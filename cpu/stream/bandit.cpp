@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "cpu/stream/rng.hpp"
+#include "cpu/stream/vec_ops.hpp"
 #include "cpu/util/error.hpp"
 
 namespace freshrec::stream {
@@ -34,117 +35,72 @@ std::uint64_t mix_key(std::uint64_t seed, std::uint64_t user, std::uint64_t requ
 }  // namespace
 
 UserPosterior::UserPosterior(const float* prior_mean, int k, double prior_precision)
-    : k_(k), chol_(tri(k), 0.0), b_(static_cast<std::size_t>(k)) {
+    : k_(k), precision_(tri(k), 0.0), b_(static_cast<std::size_t>(k)) {
   FRESHREC_ASSERT(k > 0 && prior_precision > 0.0);
-  const double d = std::sqrt(prior_precision);
   for (int i = 0; i < k; ++i) {
-    chol_[col(i, k)] = d;
+    precision_[col(i, k)] = prior_precision;
     b_[static_cast<std::size_t>(i)] = prior_precision * static_cast<double>(prior_mean[i]);
   }
 }
 
 bool UserPosterior::update(const float* x, double y, double w, double noise_variance) {
-  if (!(std::isfinite(y) && std::isfinite(w) && w > 0.0 && noise_variance > 0.0)) return false;
-  const double s = std::sqrt(w / noise_variance);
-  // Scratch on the stack for the usual sizes; the rank-1 update consumes its vector.
-  double small[128];
-  std::vector<double> big;
-  double* v = small;
-  if (k_ > 128) {
-    big.resize(static_cast<std::size_t>(k_));
-    v = big.data();
-  }
-  for (int i = 0; i < k_; ++i) {
-    v[i] = s * static_cast<double>(x[i]);
-    if (!std::isfinite(v[i])) return false;
-  }
-  // Rank-1 Cholesky update of A = L L^T to A + v v^T (Golub & Van Loan); L stays positive
-  // on its diagonal because the update only adds.
-  for (int c = 0; c < k_; ++c) {
-    double* lc = &chol_[col(c, k_)];  // lc[i - c] = L(i, c)
-    const double lcc = lc[0];
-    // sqrt of the sum rather than std::hypot: hypot's overflow care costs ~20x here, and
-    // both terms are bounded (finite input, positive diagonal).
-    const double r = std::sqrt(lcc * lcc + v[c] * v[c]);
-    const double cs = r / lcc, sn = v[c] / lcc, inv_cs = lcc / r;
-    lc[0] = r;
-    for (int i = c + 1; i < k_; ++i) {
-      double& lic = lc[i - c];
-      lic = (lic + sn * v[i]) * inv_cs;
-      v[i] = cs * v[i] - sn * lic;
-    }
-  }
-  const double wy = w / noise_variance * y;
-  for (int i = 0; i < k_; ++i) b_[static_cast<std::size_t>(i)] += wy * static_cast<double>(x[i]);
-  ++observations_;
-  return true;
+  return update_many(&x, &y, 1, w, noise_variance) == 1;
 }
 
 std::size_t UserPosterior::update_many(const float* const* xs, const double* ys, std::size_t m, double w,
                                       double noise_variance) {
   if (!(std::isfinite(w) && w > 0.0 && noise_variance > 0.0)) return 0;
-  std::size_t taken = 0;
-  if (m < kRefactorAt) {
-    for (std::size_t j = 0; j < m; ++j) taken += update(xs[j], ys[j], w, noise_variance);
-    return taken;
-  }
   const int k = k_;
   const auto kk = static_cast<std::size_t>(k);
   const double s2 = w / noise_variance;
-  // Dense column-major lower triangle: a[c * k + i] = A(i, c), i >= c.
-  thread_local std::vector<double> a, packed;
-  a.assign(kk * kk, 0.0);
-  for (int c = 0; c < k; ++c) {  // A = L L^T
-    const double* lc = &chol_[col(c, k)];
-    for (int j = c; j < k; ++j) {
-      const double ljc = lc[j - c];
-      double* aj = &a[static_cast<std::size_t>(j) * kk];
-      for (int i = j; i < k; ++i) aj[i] += lc[i - c] * ljc;
-    }
-  }
-  thread_local std::vector<std::size_t> ok;
-  ok.clear();
+  if (!std::isfinite(s2)) return 0;
+  // The accepted observations as doubles, row after row; coef[n] = s2 (one weight for all).
+  thread_local std::vector<double> xd;
+  xd.resize(m * kk);
+  std::size_t taken = 0;
   for (std::size_t n = 0; n < m; ++n) {
     const float* x = xs[n];
-    bool finite = std::isfinite(ys[n]);
-    for (int i = 0; i < k && finite; ++i) finite = std::isfinite(s2 * static_cast<double>(x[i]) * static_cast<double>(x[i]));
-    if (!finite) continue;
-    ok.push_back(n);
-    for (int j = 0; j < k; ++j) {
-      const double xj = s2 * static_cast<double>(x[j]);
-      double* aj = &a[static_cast<std::size_t>(j) * kk];
-      for (int i = j; i < k; ++i) aj[i] += static_cast<double>(x[i]) * xj;
+    double* row = &xd[taken * kk];
+    double ss = 0.0;
+    for (int i = 0; i < k; ++i) {
+      row[i] = static_cast<double>(x[i]);
+      ss += row[i] * row[i];
     }
-  }
-  if (ok.empty()) return 0;
-  // Right-looking Cholesky into a packed copy: the posterior changes only if it succeeds.
-  packed.assign(chol_.size(), 0.0);
-  for (int j = 0; j < k; ++j) {
-    double* aj = &a[static_cast<std::size_t>(j) * kk];
-    if (!(aj[j] > 0.0) || !std::isfinite(aj[j])) {
-      // Cannot happen for a positive-definite A plus outer products; never keep a broken
-      // factor if rounding says otherwise: take them one by one instead.
-      for (std::size_t n : ok) taken += update(xs[n], ys[n], w, noise_variance);
-      return taken;
-    }
-    const double d = std::sqrt(aj[j]);
-    double* lj = &packed[col(j, k)];
-    const double inv = 1.0 / d;
-    for (int i = j; i < k; ++i) lj[i - j] = aj[i] * inv;
-    lj[0] = d;
-    for (int c = j + 1; c < k; ++c) {
-      const double lcj = lj[c - j];
-      double* ac = &a[static_cast<std::size_t>(c) * kk];
-      for (int i = c; i < k; ++i) ac[i] -= lj[i - j] * lcj;
-    }
-  }
-  chol_.swap(packed);
-  for (std::size_t n : ok) {
+    // Every term entering A is at most s2 |x|^2 and every term entering b at most
+    // |y| sqrt(s2) sqrt(s2 |x|^2) (Cauchy-Schwarz): both finite means all are.
+    const double sx = s2 * ss;
+    if (!(std::isfinite(sx) && std::isfinite(ys[n]) && std::isfinite(std::fabs(ys[n]) * std::sqrt(s2) * std::sqrt(sx)))) continue;
     const double wy = s2 * ys[n];
-    for (int i = 0; i < k; ++i) b_[static_cast<std::size_t>(i)] += wy * static_cast<double>(xs[n][i]);
+    for (int i = 0; i < k; ++i) b_[static_cast<std::size_t>(i)] += wy * row[i];
+    ++taken;
   }
-  observations_ += ok.size();
-  return ok.size();
+  // A += s2 sum_n x_n x_n^T down the packed columns, four observations per pass so each
+  // column is loaded and stored once per four (contiguous, vectorised multiply-adds).
+  for (int c = 0; c < k; ++c) {
+    double* ac = &precision_[col(c, k)];
+    const int len = k - c;
+    std::size_t n = 0;
+    for (; n + 4 <= taken; n += 4) {
+      const double* x0 = &xd[n * kk];
+      const double* x1 = x0 + kk;
+      const double* x2 = x1 + kk;
+      const double* x3 = x2 + kk;
+      const double a0 = s2 * x0[c], a1 = s2 * x1[c], a2 = s2 * x2[c], a3 = s2 * x3[c];
+      for (int i = 0; i < len; ++i) ac[i] += a0 * x0[c + i] + a1 * x1[c + i] + a2 * x2[c + i] + a3 * x3[c + i];
+    }
+    for (; n < taken; ++n) {
+      const double* x0 = &xd[n * kk];
+      const double a0 = s2 * x0[c];
+      for (int i = 0; i < len; ++i) ac[i] += a0 * x0[c + i];
+    }
+  }
+  observations_ += taken;
+  return taken;
+}
+
+void UserPosterior::prefetch() const noexcept {
+  prefetch_bytes(precision_.data(), sizeof(double) * precision_.size());
+  prefetch_bytes(b_.data(), sizeof(double) * b_.size());
 }
 
 void UserPosterior::rebase(const float* old_mean, const float* new_mean, double prior_precision) {
@@ -159,6 +115,26 @@ std::vector<double> UserPosterior::mean() const {
 }
 
 namespace {
+// Cholesky factor L of the packed precision A (same packed layout), right-looking, into
+// `chol`. False when A is not numerically positive definite (cannot happen for a prior
+// precision plus outer products; checked so a reader never divides by zero).
+bool cholesky(const std::vector<double>& a, int k, std::vector<double>& chol) {
+  chol = a;
+  for (int j = 0; j < k; ++j) {
+    double* lj = &chol[col(j, k)];
+    if (!(lj[0] > 0.0) || !std::isfinite(lj[0])) return false;
+    const double d = std::sqrt(lj[0]);
+    const double inv = 1.0 / d;
+    lj[0] = d;
+    for (int i = j + 1; i < k; ++i) lj[i - j] *= inv;
+    for (int c = j + 1; c < k; ++c) {
+      const double lcj = lj[c - j];
+      double* ac = &chol[col(c, k)];
+      for (int i = c; i < k; ++i) ac[i - c] -= lj[i - j] * lcj;
+    }
+  }
+  return true;
+}
 // Solves L y = rhs in place (column-oriented forward substitution).
 void forward(const std::vector<double>& chol, int k, double* y) {
   for (int c = 0; c < k; ++c) {
@@ -177,48 +153,86 @@ void backward(const std::vector<double>& chol, int k, double* x) {
     x[i] = acc / li[0];
   }
 }
+// Per-thread scratch for the factor: readers are const and may run concurrently.
+std::vector<double>& factor_scratch() {
+  thread_local std::vector<double> chol;
+  return chol;
+}
 }  // namespace
 
 void UserPosterior::mean_into(double* m) const {
   // A mean = b: L y = b, then L^T mean = y.
+  std::vector<double>& chol = factor_scratch();
+  if (!cholesky(precision_, k_, chol)) {
+    std::fill(m, m + k_, 0.0);
+    return;
+  }
   std::copy(b_.begin(), b_.end(), m);
-  forward(chol_, k_, m);
-  backward(chol_, k_, m);
+  forward(chol, k_, m);
+  backward(chol, k_, m);
 }
 
 void UserPosterior::sample_offset(const double* z, double* offset) const {
   // L^T offset = z: cov(offset) = L^-T L^-1 = A^-1.
+  std::vector<double>& chol = factor_scratch();
+  if (!cholesky(precision_, k_, chol)) {
+    std::fill(offset, offset + k_, 0.0);
+    return;
+  }
   std::copy(z, z + k_, offset);
-  backward(chol_, k_, offset);
+  backward(chol, k_, offset);
 }
 
 double UserPosterior::variance_along(const float* x) const {
+  std::vector<double>& chol = factor_scratch();
+  if (!cholesky(precision_, k_, chol)) return 0.0;
   std::vector<double> y(x, x + k_);
-  forward(chol_, k_, y.data());
+  forward(chol, k_, y.data());
   double sum = 0.0;
   for (double v : y) sum += v * v;
   return sum;
 }
 
 std::size_t UserPosterior::memory_bytes() const noexcept {
-  return sizeof(double) * (chol_.size() + b_.size()) + sizeof(observations_);
+  return sizeof(double) * (precision_.size() + b_.size()) + sizeof(observations_);
 }
 
 void UserPosterior::save(BinaryWriter& w) const {
   w.put<std::uint64_t>(observations_);
-  w.put_vector(chol_);
+  w.put_vector(precision_);
   w.put_vector(b_);
 }
 
-UserPosterior UserPosterior::load(BinaryReader& r, int k) {
+UserPosterior UserPosterior::load(BinaryReader& r, int k, StoredAs stored) {
   UserPosterior p;
   p.k_ = k;
   p.observations_ = r.get<std::uint64_t>();
-  p.chol_ = r.get_vector<double>(tri(k));
+  std::vector<double> packed = r.get_vector<double>(tri(k));
   p.b_ = r.get_vector<double>(static_cast<std::uint64_t>(k));
+  for (double v : packed)
+    if (!std::isfinite(v)) r.fail("bandit posterior: non-finite precision entry");
+  for (double v : p.b_)
+    if (!std::isfinite(v)) r.fail("bandit posterior: non-finite b entry");
   for (int i = 0; i < k; ++i) {
-    const double d = p.chol_[col(i, k)];
-    if (!(std::isfinite(d) && d > 0.0)) r.fail("bandit posterior: Cholesky diagonal is not positive");
+    if (!(packed[col(i, k)] > 0.0))
+      r.fail(stored == StoredAs::kCholesky ? "bandit posterior: Cholesky diagonal is not positive"
+                                           : "bandit posterior: precision diagonal is not positive");
+  }
+  if (stored == StoredAs::kCholesky) {
+    // Format 1 kept L with A = L L^T: rebuild A.
+    p.precision_.assign(tri(k), 0.0);
+    for (int c = 0; c < k; ++c) {
+      const double* lc = &packed[col(c, k)];
+      for (int j = c; j < k; ++j) {
+        const double ljc = lc[j - c];
+        double* aj = &p.precision_[col(j, k)];
+        for (int i = j; i < k; ++i) aj[i - j] += lc[i - c] * ljc;
+      }
+    }
+  } else {
+    // Not refactored here (O(k^3) per user would slow a restore of many posteriors): the
+    // checkpoint is checksummed, and a reader treats a matrix that does not factor as no draw.
+    p.precision_ = std::move(packed);
   }
   return p;
 }

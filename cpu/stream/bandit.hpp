@@ -11,9 +11,11 @@
 ///
 /// Model: the click reward of item i for user u is y = theta_u . q_i + noise (variance
 /// noise_variance), with the prior theta_u ~ N(p_u, I / prior_precision) around the nightly
-/// vector. Each observation x = q_i with weight w is a rank-1 update of the precision
-/// A += (w / noise_variance) x x^T, kept as its Cholesky factor (a rank-1 Cholesky update,
-/// O(k^2), no re-solve), and b += (w / noise_variance) y x; the mean is A^-1 b.
+/// vector. Each observation x = q_i with weight w adds (w / noise_variance) x x^T to the
+/// precision A and (w / noise_variance) y x to b; the mean is A^-1 b. A itself is stored, not
+/// its Cholesky factor: an update is then k(k+1)/2 independent multiply-adds (vectorised, no
+/// sqrt/divide chain — the factor update was most of the bandit's ingest cost), and a reader
+/// (one per recommend request) factors A in O(k^3 / 6) when it needs a draw or the mean.
 /// Items carry their own scalar uncertainty sigma_i^2 = 1 / (1/item_sigma^2 + n_i/noise_variance)
 /// where n_i is the evidence about the item (interactions in the nightly data plus
 /// impressions seen by the stream), so new and rarely shown items are the ones explored.
@@ -48,41 +50,44 @@ struct ExploreConfig {
 };
 
 /// Gaussian posterior over one user's vector, dimension k, in host memory:
-/// k(k+1)/2 doubles of packed Cholesky factor of the precision and k of b, plus one counter:
-/// 8 (k(k+1)/2 + k) + 8 bytes, i.e. 4.5 KiB for k = 32, 17 KiB for k = 64. The mean is not
-/// stored: the hot path (one update per closed impression) never needs it, and a reader
-/// computes it in O(k^2) when it does.
+/// k(k+1)/2 doubles of packed precision and k of b, plus one counter:
+/// 8 (k(k+1)/2 + k) + 8 bytes, i.e. 4.5 KiB for k = 32, 17 KiB for k = 64. Neither the mean
+/// nor a factor is stored: the hot path (one update per closed impression) needs neither, and
+/// a reader computes them in O(k^3 / 6) when it does.
 class UserPosterior {
  public:
+  /// How a checkpoint stored the matrix: format 1 of the explorer kept the Cholesky factor.
+  enum class StoredAs : std::uint8_t { kPrecision, kCholesky };
+
   UserPosterior() = default;
   /// Prior N(prior_mean, I / prior_precision); `prior_mean` holds k floats.
   UserPosterior(const float* prior_mean, int k, double prior_precision);
 
   /// Observes reward `y` for an item with vector `x` (k floats) and weight `w` (> 0):
-  /// rank-1 Cholesky update of the precision and the mean, O(k^2). Returns false and
+  /// A += (w / noise_variance) x x^T, b += (w / noise_variance) y x, O(k^2). Returns false and
   /// changes nothing when x, y or w is not finite or w <= 0.
   bool update(const float* x, double y, double w, double noise_variance);
-  /// update() of m observations (xs[j], ys[j]) with one weight, as one step: from
-  /// kRefactorAt observations on, A = L L^T + sum s^2 x x^T is formed and refactored
-  /// (O(k^3 / 3) vectorised flops instead of m sequential rank-1 updates, whose sqrt/divide
-  /// chain per column dominated the bandit's ingest cost); fewer go through update(). The
-  /// same posterior up to rounding. Non-finite observations are skipped. Returns how many
-  /// were taken.
+  /// update() of m observations (xs[j], ys[j]) with one weight. Non-finite observations are
+  /// skipped. Returns how many were taken.
   std::size_t update_many(const float* const* xs, const double* ys, std::size_t m, double w, double noise_variance);
-  static constexpr std::size_t kRefactorAt = 4;
   /// Moves the prior mean from `old_mean` to `new_mean` (a hot-swapped nightly vector),
   /// keeping the evidence: b += prior_precision (new - old).
   void rebase(const float* old_mean, const float* new_mean, double prior_precision);
 
-  /// The posterior mean A^-1 b (k doubles), two triangular solves, O(k^2).
+  /// The posterior mean A^-1 b (k doubles): a Cholesky factorisation and two triangular
+  /// solves, O(k^3 / 6).
   std::vector<double> mean() const;
-  /// The same into `out` (k doubles), no allocation.
+  /// The same into `out` (k doubles); no allocation after a thread's first call.
   void mean_into(double* out) const;
-  /// A draw minus the mean: L^-T z for standard normals z (k doubles in/out), so that
-  /// mean() + offset ~ N(mean, A^-1).
+  /// A draw minus the mean: L^-T z for standard normals z (k doubles in/out), A = L L^T, so
+  /// that mean() + offset ~ N(mean, A^-1). O(k^3 / 6).
   void sample_offset(const double* z, double* offset) const;
-  /// Posterior variance of x . theta (x: k floats): |L^-1 x|^2, O(k^2). For tests and LinUCB-style reports.
+  /// Posterior variance of x . theta (x: k floats): |L^-1 x|^2, O(k^3 / 6). For tests and
+  /// the simulation's item widths.
   double variance_along(const float* x) const;
+
+  /// Starts loading the matrix and b into the cache (a hint, before an update).
+  void prefetch() const noexcept;
 
   int dim() const noexcept { return k_; }
   std::uint64_t observations() const noexcept { return observations_; }
@@ -90,12 +95,13 @@ class UserPosterior {
   std::size_t memory_bytes() const noexcept;
 
   void save(BinaryWriter& w) const;
-  /// Reads what save() wrote for dimension k; throws IntegrityError on malformed bytes.
-  static UserPosterior load(BinaryReader& r, int k);
+  /// Reads what save() wrote for dimension k (or, with kCholesky, what format 1 wrote);
+  /// throws IntegrityError on malformed bytes: non-finite entries, a non-positive diagonal.
+  static UserPosterior load(BinaryReader& r, int k, StoredAs stored = StoredAs::kPrecision);
 
  private:
   int k_ = 0;
-  std::vector<double> chol_;  ///< packed lower-triangular L, row i at i(i+1)/2, A = L L^T
+  std::vector<double> precision_;  ///< packed lower triangle of A, column-major (see bandit.cpp)
   std::vector<double> b_;
   std::uint64_t observations_ = 0;
 };

@@ -132,9 +132,32 @@ void Core::observe_exploration(const Event& e, std::uint32_t item) {
   std::optional<bool> in_baseline;
   if (item != kNone) in_baseline = item_base_row_[item] >= 0;
   explorer_->observe(e, *base_, &weak_scratch_, in_baseline);
-  if (cfg_.explore.impression_weight > 0.0f)
-    for (const auto& [user, item] : weak_scratch_) learn_weak_negative(user, item);
+  // Explicit baselines learn from ratings only; an impression says nothing about a rating.
+  if (cfg_.explore.impression_weight > 0.0f && cfg_.sgd.enabled && !explicit_) {
+    // One user's weak negatives come in a row: one id lookup per run.
+    std::uint32_t run_user = UINT32_MAX;
+    std::optional<std::uint32_t> ukey;
+    for (const Explorer::WeakNegative& w : weak_scratch_) {
+      if (w.user != run_user) {
+        run_user = w.user;
+        ukey = user_ids_.find(explorer_->user_name(w.user));
+      }
+      if (!ukey) continue;
+      const std::uint32_t ikey = engine_item_for(w.item);
+      if (ikey != kNone) learn_weak_negative(*ukey, ikey);
+    }
+  }
   weak_scratch_.clear();
+}
+
+std::uint32_t Core::engine_item_for(std::uint32_t explorer_item) {
+  if (explorer_item < explorer_item_key_.size() && explorer_item_key_[explorer_item] != kNone)
+    return explorer_item_key_[explorer_item];
+  const auto key = item_ids_.find(explorer_->item_name(explorer_item));
+  if (!key) return kNone;  // not cached: the engine may meet the item later
+  if (explorer_item >= explorer_item_key_.size()) explorer_item_key_.resize(static_cast<std::size_t>(explorer_item) + 1, kNone);
+  explorer_item_key_[explorer_item] = *key;
+  return *key;
 }
 
 void Core::install_baseline(std::shared_ptr<const FactorModel> model, std::shared_ptr<const BaselineInfo> info) {
@@ -441,6 +464,7 @@ void Core::swap_baseline(std::shared_ptr<const FactorModel> next) {
   std::shared_ptr<const BaselineInfo> info = make_baseline_info(*next);
   // The bandit's priors follow the nightly user vectors; its evidence stays.
   if (explorer_) explorer_->rebase(*base_, *next);
+  explorer_item_key_.clear();
   install_baseline(next, info);
   // Re-learn what the new model has not seen, in journal order, with its own seeded stream
   // so the result depends only on (seed, swap number, journal).

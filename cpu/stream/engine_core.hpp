@@ -156,7 +156,10 @@ class Core {
   /// An impression of `item` to `user` closed without a click or purchase: one squared-loss
   /// step toward 0 with weight explore.impression_weight (not journaled, part of the guard
   /// cycle's undo like any other step). Users no longer tracked and unknown items are skipped.
-  void learn_weak_negative(const std::string& user, const std::string& item);
+  void learn_weak_negative(std::uint32_t ukey, std::uint32_t ikey);
+  /// The engine's key of explorer item `explorer_item`, kNone while the engine has never seen
+  /// it (cached: item keys are never renumbered).
+  std::uint32_t engine_item_for(std::uint32_t explorer_item);
   std::vector<float> lr_table_;   ///< lr_decay^n for n < size (derived from the config)
   bool lr_table_floor_ = false;   ///< beyond the table: the floor (else std::pow)
   // --- foldin.cpp
@@ -276,7 +279,8 @@ class Core {
 
   // Bandit exploration (null when explore.slots is 0): checkpointed and digested with the rest.
   std::unique_ptr<Explorer> explorer_;
-  std::vector<std::pair<std::string, std::string>> weak_scratch_;
+  std::vector<Explorer::WeakNegative> weak_scratch_;
+  std::vector<std::uint32_t> explorer_item_key_;  ///< explorer item key -> engine item key (derived)
 
   bool seen_any_ = false;
   double watermark_ = 0.0;

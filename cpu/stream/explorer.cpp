@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cpu/util/error.hpp"
+#include "cpu/stream/vec_ops.hpp"
 #include "cpu/util/sha256.hpp"
 
 namespace freshrec::stream {
@@ -22,7 +23,9 @@ std::uint64_t fnv1a(const std::string& s) noexcept {
   return h;
 }
 
-constexpr std::uint32_t kFormat = 1;
+// 2: posteriors hold the precision A; 1 (still read): its Cholesky factor.
+constexpr std::uint32_t kFormat = 2;
+constexpr std::uint32_t kFormatCholesky = 1;
 
 }  // namespace
 
@@ -31,9 +34,8 @@ Explorer::Explorer(ExplorerConfig cfg)
       tracker_(cfg_.explore.reward_window_seconds, cfg_.explore.max_pending_impressions, cfg_.explore.max_items_per_impression) {}
 
 std::uint32_t Explorer::item_key(const std::string& item) {
-  auto [it, fresh] = item_index_.emplace(item, static_cast<std::uint32_t>(item_names_.size()));
-  if (fresh) item_names_.push_back(item);
-  return it->second;
+  // find first: emplace would build (and free) a node with a copy of the id every time.
+  return items_.intern(item);
 }
 
 namespace {
@@ -94,7 +96,7 @@ std::int32_t Explorer::item_row(std::uint32_t key, const FactorModel& baseline) 
     row_model_ = &baseline;
   }
   while (item_row_.size() <= key) {
-    const auto row = baseline.item_ids.find(item_names_[item_row_.size()]);
+    const auto row = baseline.item_ids.find(items_.id(static_cast<std::uint32_t>(item_row_.size())));
     item_row_.push_back(row && static_cast<Eigen::Index>(*row) < baseline.item_factors.rows() ? static_cast<std::int32_t>(*row) : -1);
   }
   return item_row_[key];
@@ -110,32 +112,30 @@ void Explorer::close_run(std::size_t from, std::size_t to, const FactorModel& ba
     const std::int32_t row = item_row(o.item, baseline);
     if (row < 0) continue;  // no vector: nothing to learn about the user
     run_x_.push_back(baseline.item_factors.row(row).data());
+    // The rows are scattered over the item matrix: start every miss now so they overlap.
+    prefetch_bytes(run_x_.back(), sizeof(float) * static_cast<std::size_t>(baseline.item_factors.cols()));
     run_y_.push_back(o.rewarded ? 1.0 : 0.0);
   }
   if (run_x_.empty()) return;
-  UserPosterior* p = posterior_for(user_names_[scratch_[from].user], baseline);
+  UserPosterior* p = posterior_for(users_ids_.id(scratch_[from].user), baseline);
   if (!p) return;
+  p->prefetch();
   counters_.posterior_updates += p->update_many(run_x_.data(), run_y_.data(), run_x_.size(), 1.0, cfg_.explore.noise_variance);
 }
 
-void Explorer::observe(const Event& e, const FactorModel& baseline,
-                       std::vector<std::pair<std::string, std::string>>* weak_negatives,
+void Explorer::observe(const Event& e, const FactorModel& baseline, std::vector<WeakNegative>* weak_negatives,
                        std::optional<bool> item_in_baseline) {
+  // First, while no key of this call is out: the keys handed back below stay valid until the
+  // next call.
+  if (users_ids_.size() > 2 * cfg_.explore.max_pending_impressions + 1024) compact_users();
   tracker_.expire(e.timestamp, scratch_);
-  // Only an impression gives a user a key; any other event can only reward impressions of a
-  // user who already has one (no key: nothing pending to match).
-  std::uint32_t user = UINT32_MAX;
-  if (auto uit = user_index_.find(e.user_id); uit != user_index_.end()) user = uit->second;
   if (e.type == EventType::kImpression) {
-    if (user == UINT32_MAX) {
-      user = static_cast<std::uint32_t>(user_names_.size());
-      user_index_.emplace(e.user_id, user);
-      user_names_.push_back(e.user_id);
-    }
-    std::vector<std::uint32_t> keys;
-    keys.reserve(e.items.size());
-    for (const std::string& i : e.items) keys.push_back(item_key(i));
-    tracker_.on_impression(user, keys, e.timestamp, scratch_);
+    // Only an impression gives a user a key.
+    const std::uint32_t user = users_ids_.intern(e.user_id);
+    impression_keys_.clear();
+    for (const std::string& i : e.items) items_.prefetch(i);  // overlap the table misses
+    for (const std::string& i : e.items) impression_keys_.push_back(item_key(i));
+    tracker_.on_impression(user, impression_keys_, e.timestamp, scratch_);
     ++counters_.impressions;
   } else if (!e.item_id.empty()) {
     const bool known = item_in_baseline ? *item_in_baseline : baseline.item_ids.find(e.item_id).has_value();
@@ -143,8 +143,12 @@ void Explorer::observe(const Event& e, const FactorModel& baseline,
       cold_.push_back(e.item_id);
       if (cold_.size() > cfg_.max_cold_items) cold_.erase(cold_.begin());
     }
-    if ((e.type == EventType::kClick || e.type == EventType::kPurchase) && user != UINT32_MAX)
-      tracker_.on_engagement(user, item_key(e.item_id), e.timestamp, scratch_);
+    // A click or purchase can only reward impressions of a user who has a key (and an item
+    // that was shown, so has one too); other events have nothing pending to match.
+    if (e.type == EventType::kClick || e.type == EventType::kPurchase) {
+      if (const auto user = users_ids_.find(e.user_id))
+        if (const auto item = items_.find(e.item_id)) tracker_.on_engagement(*user, *item, e.timestamp, scratch_);
+    }
   }
   // Outcomes come in runs of one user (the items of one impression close together).
   for (std::size_t j = 0; j < scratch_.size();) {
@@ -153,28 +157,23 @@ void Explorer::observe(const Event& e, const FactorModel& baseline,
     close_run(j, end, baseline);
     if (weak_negatives)
       for (std::size_t n = j; n < end; ++n)
-        if (!scratch_[n].rewarded) weak_negatives->emplace_back(user_names_[scratch_[n].user], item_names_[scratch_[n].item]);
+        if (!scratch_[n].rewarded) weak_negatives->push_back({scratch_[n].user, scratch_[n].item});
     j = end;
   }
   scratch_.clear();
-  if (user_names_.size() > 2 * cfg_.explore.max_pending_impressions + 1024) compact_users();
 }
 
 void Explorer::compact_users() {
-  std::vector<std::uint8_t> live(user_names_.size(), 0);
+  std::vector<std::uint8_t> live(users_ids_.size(), 0);
   tracker_.for_each_pending_user([&](std::uint32_t u) { live[u] = 1; });
-  std::vector<std::uint32_t> remap(user_names_.size(), UINT32_MAX);
-  std::vector<std::string> names;
-  std::unordered_map<std::string, std::uint32_t> index;
-  for (std::size_t u = 0; u < user_names_.size(); ++u) {
+  std::vector<std::uint32_t> remap(users_ids_.size(), UINT32_MAX);
+  DenseIds kept;
+  for (std::uint32_t u = 0; u < users_ids_.size(); ++u) {
     if (!live[u]) continue;
-    remap[u] = static_cast<std::uint32_t>(names.size());  // old key order: deterministic
-    index.emplace(user_names_[u], remap[u]);
-    names.push_back(std::move(user_names_[u]));
+    remap[u] = kept.intern(users_ids_.id(u));  // old key order: deterministic
   }
   tracker_.remap_users(remap);
-  user_names_.swap(names);
-  user_index_.swap(index);
+  users_ids_ = std::move(kept);
 }
 
 Recommendation Explorer::recommend(const StreamEngine& engine, const RecommendRequest& request, std::uint64_t request_number) const {
@@ -221,7 +220,7 @@ Recommendation Explorer::recommend(const GreedyFn& greedy_fn, const ScoreFn& sco
       std::copy_n(baseline->item_factors.row(static_cast<Eigen::Index>(*row)).data(), k, &vectors[j * static_cast<std::size_t>(k)]);
       n += cfg_.nightly_item_evidence;
     }
-    if (auto it = item_index_.find(ids[j]); it != item_index_.end()) n += evidence_.count(it->second);
+    if (const auto key = items_.find(ids[j])) n += evidence_.count(*key);
     sd[j] = static_cast<float>(1.0 / std::sqrt(prior + static_cast<double>(n) / cfg_.explore.noise_variance));
   }
   const UserPosterior* post = nullptr;
@@ -243,10 +242,10 @@ Recommendation Explorer::recommend(const GreedyFn& greedy_fn, const ScoreFn& sco
 void Explorer::save(std::ostream& out) const {
   BinaryWriter w(&out);
   w.put<std::uint32_t>(kFormat);
-  w.put<std::uint64_t>(item_names_.size());
-  for (const auto& s : item_names_) w.put_string(s);
-  w.put<std::uint64_t>(user_names_.size());
-  for (const auto& s : user_names_) w.put_string(s);
+  w.put<std::uint64_t>(items_.size());
+  for (std::uint32_t i = 0; i < items_.size(); ++i) w.put_string(items_.id(i));
+  w.put<std::uint64_t>(users_ids_.size());
+  for (std::uint32_t u = 0; u < users_ids_.size(); ++u) w.put_string(users_ids_.id(u));
   w.put_vector(evidence_.counts());
   tracker_.save(w);
   w.put<std::uint64_t>(cold_.size());
@@ -267,7 +266,8 @@ void Explorer::save(std::ostream& out) const {
 void Explorer::restore(std::istream& in) {
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   BinaryReader r(std::move(bytes));
-  if (r.get<std::uint32_t>() != kFormat) r.fail("explorer: unknown format");
+  const auto format = r.get<std::uint32_t>();
+  if (format != kFormat && format != kFormatCholesky) r.fail("explorer: unknown format");
   Explorer next(cfg_);
   const auto n_items = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_items; ++i) {
@@ -277,8 +277,7 @@ void Explorer::restore(std::istream& in) {
   const auto n_users = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_users; ++i) {
     const std::string s = r.get_string();
-    if (!next.user_index_.emplace(s, static_cast<std::uint32_t>(i)).second) r.fail("explorer: duplicate user id");
-    next.user_names_.push_back(s);
+    if (next.users_ids_.intern(s) != i) r.fail("explorer: duplicate user id");
   }
   next.evidence_.counts() = r.get_vector<float>();
   next.tracker_.load(r);
@@ -292,7 +291,8 @@ void Explorer::restore(std::istream& in) {
   if (n_post > 0 && (k <= 0 || k > 4096)) r.fail("explorer: bad posterior dimension");
   for (std::uint64_t i = 0; i < n_post; ++i) {
     std::string name = r.get_string();
-    UserPosterior p = UserPosterior::load(r, k);
+    UserPosterior p = UserPosterior::load(
+        r, k, format == kFormatCholesky ? UserPosterior::StoredAs::kCholesky : UserPosterior::StoredAs::kPrecision);
     next.lru_.push_back(name);
     if (!next.users_.emplace(name, UserEntry{std::move(p), std::prev(next.lru_.end())}).second) r.fail("explorer: duplicate posterior");
   }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cpu/stream/bandit.hpp"
+#include "cpu/stream/dense_ids.hpp"
 #include "cpu/stream/impressions.hpp"
 #include "cpu/stream/stream_engine.hpp"
 
@@ -52,12 +53,17 @@ class Explorer {
   /// Feeds one accepted event (call after StreamEngine::apply): an impression starts its
   /// reward window; a click or purchase of a shown item is a reward; outcomes whose window
   /// closed update the user's posterior (seeded from `baseline`'s vector on first use).
-  /// `weak_negatives` (optional) receives the (user id, item id) pairs whose impression closed
-  /// without a reward during this call, for the caller's online SGD.
+  /// `weak_negatives` (optional) receives the (user, item) explorer keys of the shown items
+  /// whose impression closed without a reward during this call, for the caller's online SGD,
+  /// one user's in a row; user_name()/item_name() turn them into ids (valid until the next
+  /// observe, which may renumber users).
   /// `item_in_baseline`: whether event.item_id has a row in `baseline`, when the caller
   /// already knows (the engine does, from its item table); otherwise it is looked up.
-  void observe(const Event& event, const FactorModel& baseline,
-               std::vector<std::pair<std::string, std::string>>* weak_negatives = nullptr,
+  struct WeakNegative {
+    std::uint32_t user = 0;  ///< explorer user key
+    std::uint32_t item = 0;  ///< explorer item key (stable: items are never renumbered)
+  };
+  void observe(const Event& event, const FactorModel& baseline, std::vector<WeakNegative>* weak_negatives = nullptr,
                std::optional<bool> item_in_baseline = std::nullopt);
 
   /// Top-k with exploration. `request` = 0 uses the watermark's bits. The items of the
@@ -89,10 +95,13 @@ class Explorer {
   /// SHA-256 hex of save()'s bytes.
   std::string state_digest() const;
 
+  const std::string& user_name(std::uint32_t user) const { return users_ids_.id(user); }
+  const std::string& item_name(std::uint32_t item) const { return items_.id(item); }
+
   const ExplorerCounters& counters() const noexcept { return counters_; }
   std::size_t tracked_users() const noexcept { return users_.size(); }
   /// User ids held for pending impressions (bounded, see compact_users).
-  std::size_t user_ids_held() const noexcept { return user_names_.size(); }
+  std::size_t user_ids_held() const noexcept { return users_ids_.size(); }
   /// Host bytes of the posteriors (k-dependent, see UserPosterior).
   std::size_t posterior_bytes() const noexcept;
 
@@ -115,15 +124,14 @@ class Explorer {
 
   ExplorerConfig cfg_;
   ImpressionTracker tracker_;
-  std::vector<std::string> item_names_;                 ///< explorer key -> item id
-  std::unordered_map<std::string, std::uint32_t> item_index_;
-  std::vector<std::string> user_names_;                 ///< explorer key -> user id
-  std::unordered_map<std::string, std::uint32_t> user_index_;
+  DenseIds items_;                                      ///< item id <-> explorer item key
+  DenseIds users_ids_;                                  ///< user id <-> explorer user key (compacted)
   ItemEvidence evidence_;                               ///< by explorer item key (impressions seen)
   std::list<std::string> lru_;                          ///< most recent first
   std::unordered_map<std::string, UserEntry> users_;
   std::vector<std::string> cold_;                       ///< stream-born items, newest last
   std::vector<ImpressionOutcome> scratch_;
+  std::vector<std::uint32_t> impression_keys_;  ///< observe scratch
   std::vector<std::int32_t> item_row_;          ///< explorer item key -> row of row_model_ (derived)
   const FactorModel* row_model_ = nullptr;      ///< the model item_row_ was computed on
   std::vector<const float*> run_x_;             ///< close_run scratch

@@ -25,18 +25,31 @@ std::vector<std::string> GatherReport::signal_names() const {
 }
 
 RankingMode ranking_mode(const GatherReport& r) noexcept {
-  if (!r.ready[static_cast<std::size_t>(Signal::kNightly)]) return RankingMode::kPopularity;
+  // Everything asked for arrived (a hedge that was not needed is not asked for): full.
+  bool all = true;
   for (int s = 0; s < kNumSignals; ++s)
-    if (r.requested[static_cast<std::size_t>(s)] && !r.ready[static_cast<std::size_t>(s)]) return RankingMode::kNightlyOnly;
-  return RankingMode::kFull;
+    all = all && (!r.requested[static_cast<std::size_t>(s)] || r.ready[static_cast<std::size_t>(s)]);
+  if (all) return RankingMode::kFull;
+  return r.ready[static_cast<std::size_t>(Signal::kNightly)] ? RankingMode::kNightlyOnly : RankingMode::kPopularity;
 }
 
 /// One gather's completion state, shared with its fetches (which may outlive the gather).
 struct ParallelFeatureFetcher::Batch {
   std::mutex mu;
   std::condition_variable cv;
-  std::size_t remaining = 0;
+  std::size_t remaining = 0;   // started tasks not finished
+  std::size_t primaries = 0;   // started primary tasks not finished
   std::array<std::uint8_t, kNumSignals> state{};  // 0 running, 1 done, 2 threw
+  std::array<bool, kNumSignals> primary{};
+  bool primary_shed = false;   // a primary was never started (bulkhead)
+  // Every primary arrived: a hedge still running is not needed. (One that threw or was shed
+  // leaves the hedge to answer, up to the deadline.)
+  bool primaries_ok() const {
+    if (primaries != 0 || primary_shed) return false;
+    for (std::size_t s = 0; s < state.size(); ++s)
+      if (primary[s] && state[s] != 1) return false;
+    return true;
+  }
 };
 
 ParallelFeatureFetcher::ParallelFeatureFetcher(std::size_t threads, std::size_t max_in_flight)
@@ -82,28 +95,32 @@ void ParallelFeatureFetcher::wait_idle() {
   idle_cv_.wait(lock, [this] { return running_ == 0 && queue_.empty(); });
 }
 
-GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono::nanoseconds budget) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  const auto deadline = start + budget;
-  GatherReport report;
-  counters_.requests.fetch_add(1, std::memory_order_relaxed);
-  auto batch = std::make_shared<Batch>();
-  std::array<bool, kNumSignals> shed{};
+void ParallelFeatureFetcher::start(std::vector<Task*>& tasks, const std::shared_ptr<Batch>& batch, GatherReport& report,
+                                   std::array<bool, kNumSignals>& shed) {
   std::vector<std::function<void()>> jobs;
-  for (Task& t : tasks) {
-    const auto s = static_cast<std::size_t>(t.signal);
-    FRESHREC_ASSERT(s < static_cast<std::size_t>(kNumSignals) && !report.requested[s]);
+  for (Task* t : tasks) {
+    const auto s = static_cast<std::size_t>(t->signal);
     report.requested[s] = true;
     // Bulkhead: a source already at its cap (usually because it is slow) is not queued again.
     if (in_flight_[s].fetch_add(1, std::memory_order_acq_rel) >= max_in_flight_) {
       in_flight_[s].fetch_sub(1, std::memory_order_acq_rel);
       shed[s] = true;
       counters_.shed[s].fetch_add(1, std::memory_order_relaxed);
+      if (!t->fallback) {
+        std::lock_guard<std::mutex> lock(batch->mu);
+        batch->primary_shed = true;
+      }
       continue;
     }
-    ++batch->remaining;
-    jobs.push_back([this, batch, s, fn = std::move(t.fn)] {
+    {
+      std::lock_guard<std::mutex> lock(batch->mu);
+      ++batch->remaining;
+      if (!t->fallback) {
+        ++batch->primaries;
+        batch->primary[s] = true;
+      }
+    }
+    jobs.push_back([this, batch, s, primary = !t->fallback, fn = std::move(t->fn)] {
       std::uint8_t outcome = 1;
       try {
         fn();
@@ -115,6 +132,7 @@ GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono
         std::lock_guard<std::mutex> lock(batch->mu);
         batch->state[s] = outcome;
         --batch->remaining;
+        if (primary) --batch->primaries;
       }
       batch->cv.notify_all();
     });
@@ -124,15 +142,56 @@ GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono
     for (auto& j : jobs) queue_.push_back(std::move(j));
   }
   cv_.notify_all();
+}
+
+GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono::nanoseconds budget,
+                                            std::chrono::nanoseconds hedge) {
+  using Clock = std::chrono::steady_clock;
+  const auto start_time = Clock::now();
+  const auto deadline = start_time + budget;
+  GatherReport report;
+  counters_.requests.fetch_add(1, std::memory_order_relaxed);
+  auto batch = std::make_shared<Batch>();
+  std::array<bool, kNumSignals> shed{};
+  std::array<bool, kNumSignals> seen{};
+  std::vector<Task*> primaries, fallbacks;
+  std::array<bool, kNumSignals> is_fallback{};
+  for (Task& t : tasks) {
+    const auto s = static_cast<std::size_t>(t.signal);
+    FRESHREC_ASSERT(s < static_cast<std::size_t>(kNumSignals) && !seen[s]);
+    seen[s] = true;
+    is_fallback[s] = t.fallback;
+    (t.fallback ? fallbacks : primaries).push_back(&t);
+    report.requested[s] = !t.fallback;  // a hedge is requested only once started
+  }
+  start(primaries, batch, report, shed);
+  if (!fallbacks.empty()) {
+    bool primaries_ok = false;
+    if (hedge > std::chrono::nanoseconds::zero()) {
+      std::unique_lock<std::mutex> lock(batch->mu);
+      // Until the hedge time, or sooner when a primary was shed or all finished.
+      batch->cv.wait_until(lock, std::min(deadline, start_time + hedge), [&] { return batch->primaries == 0 || batch->primary_shed; });
+      primaries_ok = batch->primaries_ok();
+    }
+    if (!primaries_ok) start(fallbacks, batch, report, shed);
+  }
   {
     std::unique_lock<std::mutex> lock(batch->mu);
-    batch->cv.wait_until(lock, deadline, [&] { return batch->remaining == 0; });
+    batch->cv.wait_until(lock, deadline, [&] { return batch->remaining == 0 || batch->primaries_ok(); });
+    // Every primary arrived: a hedge still running was not needed (not a degradation).
+    const bool primaries_ok = batch->primaries_ok();
     for (std::size_t s = 0; s < static_cast<std::size_t>(kNumSignals); ++s) {
-      if (!report.requested[s] || shed[s]) continue;
+      if (!report.requested[s]) continue;
+      if (shed[s]) {
+        if (is_fallback[s] && primaries_ok) report.requested[s] = false;  // (shed, so counted as such already)
+        continue;
+      }
       if (batch->state[s] == 1) {
         report.ready[s] = true;
       } else if (batch->state[s] == 2) {
         counters_.failed[s].fetch_add(1, std::memory_order_relaxed);
+      } else if (is_fallback[s] && primaries_ok) {
+        report.requested[s] = false;
       } else {
         counters_.late[s].fetch_add(1, std::memory_order_relaxed);
       }
@@ -142,7 +201,7 @@ GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono
     if (report.requested[s] && !report.ready[s]) report.degraded = true;
   if (report.degraded) counters_.degraded.fetch_add(1, std::memory_order_relaxed);
   if (ranking_mode(report) == RankingMode::kPopularity) counters_.popularity_fallbacks.fetch_add(1, std::memory_order_relaxed);
-  report.elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  report.elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start_time).count();
   return report;
 }
 

@@ -67,11 +67,20 @@ class ParallelFeatureFetcher {
   struct Task {
     Signal signal = Signal::kNightly;
     std::function<void()> fn;
+    /// A hedge: started only if the other (primary) tasks are not all done `hedge` after the
+    /// gather began (see gather). A hedge that was not needed is not started, not requested
+    /// and not a degradation.
+    bool fallback = false;
   };
-  /// Starts every task (one per signal), waits until all are done or `budget` has passed
-  /// since the call, and reports which arrived; the counters are updated. Thread-safe: any
-  /// number of callers may gather at once.
-  GatherReport gather(std::vector<Task> tasks, std::chrono::nanoseconds budget);
+  /// Starts every primary task (one per signal), waits until all are done or `budget` has
+  /// passed since the call, and reports which arrived; the counters are updated. Fallback
+  /// tasks start only when the primaries are still running `hedge` after the call (hedge 0:
+  /// at once, with the primaries); once started, the gather ends when the primaries are all
+  /// done, or every started task is, or at the budget. Hedging halves the work of a request
+  /// whose full answer is fast (the usual case) and still has the fallback in time when it is
+  /// not. Thread-safe: any number of callers may gather at once.
+  GatherReport gather(std::vector<Task> tasks, std::chrono::nanoseconds budget,
+                      std::chrono::nanoseconds hedge = std::chrono::nanoseconds::zero());
 
   /// Blocks until no fetch is queued or running (late ones included): call before tearing
   /// down what the fetches read (the engine), after the last gather has returned.
@@ -83,6 +92,9 @@ class ParallelFeatureFetcher {
  private:
   struct Batch;
   void worker();
+  /// Queues `tasks` (bulkhead first) into `batch`; returns how many were queued.
+  void start(std::vector<Task*>& tasks, const std::shared_ptr<Batch>& batch, GatherReport& report,
+             std::array<bool, kNumSignals>& shed);
 
   std::size_t max_in_flight_;
   std::array<std::atomic<std::size_t>, kNumSignals> in_flight_{};
@@ -97,8 +109,8 @@ class ParallelFeatureFetcher {
 };
 
 /// Which ranking the gathered signals allow, with the fallback order of the brief:
-/// everything ready -> full blend; real-time or context late -> nightly only (plus whatever
-/// else arrived); nightly late -> popularity.
+/// everything requested ready -> full blend (a hedge that was not needed is not requested);
+/// otherwise nightly ready -> nightly only (plus whatever else arrived); else popularity.
 enum class RankingMode : std::uint8_t { kFull = 0, kNightlyOnly = 1, kPopularity = 2 };
 RankingMode ranking_mode(const GatherReport& report) noexcept;
 

@@ -252,28 +252,23 @@ void Core::learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng, bool neg
   ++user_updates_[slot];
 }
 
-void Core::learn_weak_negative(const std::string& user, const std::string& item) {
-  // Explicit baselines learn from ratings only; an impression says nothing about a rating.
-  if (!cfg_.sgd.enabled || explicit_) return;
-  const auto ukey = user_ids_.find(user);
-  const auto ikey = item_ids_.find(item);
-  if (!ukey || !ikey) return;
-  const std::int32_t slot = user_slot_[*ukey];
+void Core::learn_weak_negative(std::uint32_t ukey, std::uint32_t ikey) {
+  const std::int32_t slot = user_slot_[ukey];
   if (slot < 0) return;  // evicted since the impression: its fresh layer is gone
   const auto& sc = cfg_.sgd;
   const bool item_initialising =
-      item_base_row_[*ikey] < 0 && item_init_[*ikey] < static_cast<std::uint32_t>(cfg_.new_items.min_events);
-  if (item_initialising && item_init_[*ikey] == 0) return;  // no vector yet to push away from
+      item_base_row_[ikey] < 0 && item_init_[ikey] < static_cast<std::uint32_t>(cfg_.new_items.min_events);
+  if (item_initialising && item_init_[ikey] == 0) return;  // no vector yet to push away from
   float* uvec = scratch_u_.data();
-  user_vector(slot, *ukey, uvec);
+  user_vector(slot, ukey, uvec);
   // The user's rate without advancing its decay counter: a weak negative is not an interaction.
   const float f = learning_factor(slot);
   const float lr_u = sc.user_learning_rate * f;
   const float lr_i = item_initialising ? 0.0f : sc.item_learning_rate * f;
-  const std::int32_t ubr = user_base_row_[*ukey];
+  const std::int32_t ubr = user_base_row_[ukey];
   const float* p = ubr >= 0 ? base_->user_factors.row(ubr).data() : zeros_.data();
   with_k(k_, [&](auto kk) {
-    sgd_step(kk, slot, *ukey, *ikey, 0.0f, cfg_.explore.impression_weight, lr_u, lr_i, false, uvec, p);
+    sgd_step(kk, slot, ukey, ikey, 0.0f, cfg_.explore.impression_weight, lr_u, lr_i, false, uvec, p);
   });
 }
 

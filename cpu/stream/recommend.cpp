@@ -92,7 +92,9 @@ ContextScale context_scale(const ContextConfig& c, const std::string& device, do
   else if (device == "tablet") mul(c.tablet);
   else if (device == "desktop") mul(c.desktop);
   const double local = t + c.utc_offset_hours * 3600.0;
-  if (std::isfinite(local)) {
+  // Calendar terms only for times a long long day count holds with room to spare (about
+  // +-300,000 years): an in-process caller may pass any double.
+  if (std::isfinite(local) && std::fabs(local) < 1e13) {
     const double days_f = std::floor(local / 86400.0);
     const auto days = static_cast<long long>(days_f);
     const int hour = static_cast<int>(std::floor((local - days_f * 86400.0) / 3600.0)) % 24;

@@ -455,6 +455,7 @@ void Core::restore(std::istream& in) {
     if (!explorer_) rd.fail("checkpoint holds exploration state but explore.slots is 0");
     std::istringstream ex(rd.get_string());
     explorer_->restore(ex);
+    explorer_item_key_.clear();
   }
   // A checkpoint without it and exploration on now: the explorer starts empty (constructor).
   if (!rd.at_end()) rd.fail("trailing bytes");

@@ -66,6 +66,12 @@ struct HttpSettings {
   std::string journal = "stream-http-journal.ndjson";  ///< where accepted POSTed lines are appended (fsync before 200)
   int max_k = 1000;                       ///< largest k a recommend request may ask for
   double recommend_budget_ms = 20.0;      ///< deadline of one recommend's signal gathering (late signals are dropped)
+  /// The nightly-only fallback ranking starts only when the full blend is still running this
+  /// long after the request began (0: both at once). Not above the budget.
+  double recommend_hedge_ms = 5.0;
+  /// Fault injection for benchmarks and tests, never for production: every full-blend fetch
+  /// of a recommend first sleeps this long (a slow source, as issue 8's benchmark asks). 0 = off.
+  double inject_realtime_delay_ms = 0.0;
 };
 
 /// "redis:" — the real-time feature store (cpu/io/redis_feature_store.hpp).

@@ -6,7 +6,8 @@
 //     realtime, context, remote} through ParallelFeatureFetcher with a 20 ms budget while the
 //     remote source is artificially slowed to 100 ms; p50/p99/max of the whole request.
 //
-//   build/tests/bench/bandit_bench [--users N] [--items N] [--k K] [--events N] [--reps N]
+//   build/tests/bench/bandit_bench [--users N] [--items N] [--k K] [--events N] [--reps N] [--only 1|2]
+//   (--only 1 / 2: only the ingest with exploration on / off, for a profiler)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,6 +31,8 @@ namespace {
 
 struct Options {
   int users = 20000, items = 20000, k = 32, events = 100000, reps = 5, requests = 400;
+  int warmup = 100000;  ///< events each engine ingests before the timed ones (a long-lived updater's state)
+  int only = 0;  ///< --only 1: ingest with exploration on only, 2: off only (for a profiler), then stop
 };
 
 std::shared_ptr<FactorModel> random_model(const Options& o) {
@@ -60,7 +63,7 @@ Traffic make_traffic(const Options& o) {
   stream::Xoshiro256 r(11);
   auto skew = [&](int n) { const double u = r.uniform(); return static_cast<std::uint32_t>(std::min(n - 1, static_cast<int>(n * u * u * u))); };
   std::vector<std::uint32_t> last_shown;
-  for (int j = 0; j < o.events; ++j) {
+  for (int j = 0; j < o.warmup + o.events; ++j) {
     Event e;
     const std::uint32_t u = skew(o.users);
     std::uint32_t i = skew(o.items);
@@ -104,6 +107,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[a], "--events")) o.events = v;
     else if (!std::strcmp(argv[a], "--reps")) o.reps = v;
     else if (!std::strcmp(argv[a], "--requests")) o.requests = v;
+    else if (!std::strcmp(argv[a], "--only")) o.only = v;
+    else if (!std::strcmp(argv[a], "--warmup")) o.warmup = v;
     else { std::fprintf(stderr, "unknown argument %s\n", argv[a]); return 2; }
   }
   const auto model = random_model(o);
@@ -122,25 +127,40 @@ int main(int argc, char** argv) {
   on_no_sgd.explore.impression_weight = 0.0f;
   std::vector<double> base_eps, bandit_eps, book_eps;
   StreamCounters last{};
-  auto run = [&](const StreamConfig& cfg, std::vector<double>& out, StreamCounters* counters) {
+  // Each engine first ingests the warm-up events (a fresh engine meets every id, posterior
+  // and row for the first time: costs a long-lived updater has paid long ago), then the timed
+  // ones; both rates are kept ("cold": the warm-up events from a fresh engine).
+  std::vector<double> base_cold, bandit_cold, book_cold;
+  const auto warm_end = traffic.events.begin() + o.warmup;
+  auto run = [&](const StreamConfig& cfg, std::vector<double>& out, StreamCounters* counters, std::vector<double>* cold = nullptr) {
     StreamEngine engine(cfg, model);
     const auto t0 = Clock::now();
-    for (const Event& e : traffic.events) engine.apply(e);
-    out.push_back(static_cast<double>(traffic.events.size()) / std::chrono::duration<double>(Clock::now() - t0).count());
+    for (auto it = traffic.events.begin(); it != warm_end; ++it) engine.apply(*it);
+    const auto t1 = Clock::now();
+    for (auto it = warm_end; it != traffic.events.end(); ++it) engine.apply(*it);
+    out.push_back(static_cast<double>(o.events) / std::chrono::duration<double>(Clock::now() - t1).count());
+    if (cold && o.warmup > 0) cold->push_back(static_cast<double>(o.warmup) / std::chrono::duration<double>(t1 - t0).count());
     if (counters) *counters = engine.counters();
   };
+  if (o.only) {
+    for (int rep = 0; rep < o.reps; ++rep) run(o.only == 1 ? on : sc, bandit_eps, &last);
+    std::printf("exploration %s: %.0f events/s (median of %d)\n", o.only == 1 ? "on" : "off", quantile(bandit_eps, 0.5), o.reps);
+    return 0;
+  }
   for (int rep = 0; rep < o.reps; ++rep) {
-    run(sc, base_eps, nullptr);
-    run(on, bandit_eps, &last);
-    run(on_no_sgd, book_eps, nullptr);
+    run(sc, base_eps, nullptr, &base_cold);
+    run(on, bandit_eps, &last, &bandit_cold);
+    run(on_no_sgd, book_eps, nullptr, &book_cold);
   }
   const double b = quantile(base_eps, 0.5), w = quantile(bandit_eps, 0.5), n = quantile(book_eps, 0.5);
-  std::printf("ingest (%d users, %d items, k=%d, %d events incl. %d impressions, median of %d reps)\n", o.users, o.items,
-              o.k, o.events, o.events / 10, o.reps);
-  std::printf("  %-44s %12s %8s\n", "engine", "events/s", "cost");
-  std::printf("  %-44s %12.0f %8s\n", "exploration off (explore.slots 0)", b, "-");
-  std::printf("  %-44s %12.0f %7.1f%%\n", "exploration on (slots 2)", w, 100.0 * (1.0 - w / b));
-  std::printf("  %-44s %12.0f %7.1f%%\n", "exploration on, impression_weight 0", n, 100.0 * (1.0 - n / b));
+  const double bc = quantile(base_cold, 0.5), wc = quantile(bandit_cold, 0.5), nc = quantile(book_cold, 0.5);
+  std::printf("ingest (%d users, %d items, k=%d; %d timed events after %d warm-up events, 10%% impressions of 10 items;"
+              " median of %d reps)\n", o.users, o.items, o.k, o.events, o.warmup, o.reps);
+  std::printf("  %-40s %12s %8s %14s %8s\n", "engine", "events/s", "cost", "cold events/s", "cost");
+  std::printf("  %-40s %12.0f %8s %14.0f %8s\n", "exploration off (explore.slots 0)", b, "-", bc, "-");
+  std::printf("  %-40s %12.0f %7.1f%% %14.0f %7.1f%%\n", "exploration on (slots 2)", w, 100.0 * (1.0 - w / b), wc, 100.0 * (1.0 - wc / bc));
+  std::printf("  %-40s %12.0f %7.1f%% %14.0f %7.1f%%\n", "exploration on, impression_weight 0", n, 100.0 * (1.0 - n / b), nc,
+              100.0 * (1.0 - nc / bc));
   std::printf("  rewards %llu, weak negatives %llu, explored users %llu, %zu B per posterior\n",
               static_cast<unsigned long long>(last.impression_rewards), static_cast<unsigned long long>(last.weak_negatives),
               static_cast<unsigned long long>(last.explored_users),

@@ -2,14 +2,17 @@
 # Serving load benchmarks on loopback (README "Serving", measured table):
 #  (a) wrk against GET /v1/recommend of a random 100K-item, 64-factor model, first alone,
 #      then while freshrec-replay pushes events into the HTTP source at $RATE events/s;
-#      reports requests/s, p50/p99, errors, and the ingest rate the replay and the engine
-#      actually reached during the wrk window;
+#      reports requests/s, p50/p99, errors, the handler's own p99 (its histogram in /metrics)
+#      and share of answers over the budget, the share of degraded answers, and the ingest
+#      rate the replay and the engine actually reached during the wrk window;
 #  (b) event -> visible in /v1/recommend: POST /v1/events (and Kafka, via librdkafka's
 #      mock cluster) for a fresh user, poll until known_user, $TRIALS trials each.
 # Every phase is bounded (wrk -d $DURATION, replay killed after $DURATION + 10 s).
 #   usage: tests/bench/http_load.sh [build-dir]      (a configured build directory)
 #   knobs: RATE=100000 DURATION=20 CONNS=16 ITEMS=100000 USERS=100000 FACTORS=64 TRIALS=200
-#          STREAM_SET="--set http.threads=2" (extra freshrec-stream overrides)
+#          STREAM_SET="--set http.threads=2" (extra freshrec-stream overrides), BUDGET_MS=20 (the
+#          updater's http.recommend_budget_ms), SKIP_VISIBLE=1 (no phase b). Issue 8's slowed
+#          source: STREAM_SET="--set http.inject_realtime_delay_ms=100" SKIP_VISIBLE=1
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -70,8 +73,46 @@ end
 EOF
 run_wrk() { wrk -t2 -c"$CONNS" -d"${1}s" --timeout 5s -s recommend.lua "http://127.0.0.1:$PORT" | grep '^WRK'; }
 
+# How many answers of a wrk run were degraded (a signal late or shed: nightly-only or
+# popularity) and how many were popularity alone: the counters' increase over the run.
+# Also the handler's own time (the freshrec_recommend_seconds histogram, what the latency
+# budget governs; wrk's latency adds the wait for an HTTP thread): p99 bucket and the share
+# of answers over the budget.
+DEG0=0 POP0=0 REQ0=0
+degraded_mark() {
+  DEG0=$(metric freshrec_recommend_degraded_total); POP0=$(metric freshrec_recommend_popularity_fallback_total)
+  REQ0=$(metric freshrec_recommend_seconds_count); curl -s "http://127.0.0.1:$PORT/metrics" >metrics0.txt
+}
+degraded_share() {
+  python3 -c "d=$(metric freshrec_recommend_degraded_total)-$DEG0; p=$(metric freshrec_recommend_popularity_fallback_total)-$POP0; n=max(1,$(metric freshrec_recommend_seconds_count)-$REQ0); print(f'{100*d/n:.1f}% ({100*p/n:.1f}% popularity)')"
+}
+handler_latency() {
+  curl -s "http://127.0.0.1:$PORT/metrics" >metrics1.txt
+  python3 - metrics0.txt metrics1.txt "$BUDGET_MS" <<'PY'
+import re, sys
+def buckets(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'freshrec_recommend_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
+        if m: out[m.group(1)] = int(m.group(2))
+    return out
+a, b = buckets(sys.argv[1]), buckets(sys.argv[2])
+les = sorted(b, key=lambda x: float('inf') if x == '+Inf' else float(x))
+n = b['+Inf'] - a.get('+Inf', 0)
+budget = float(sys.argv[3]) / 1000
+p99 = next(le for le in les if (b[le] - a.get(le, 0)) >= 0.99 * n)
+within = max((le for le in les if le != '+Inf' and float(le) <= budget + 1e-12), key=float)
+over = n - (b[within] - a.get(within, 0))
+print(f"p99 <= {float(p99) * 1000:g} ms, {100 * over / max(n, 1):.2f}% over {float(sys.argv[3]):g} ms")
+PY
+}
+BUDGET_MS=${BUDGET_MS:-20}
+
 echo "== (a1) wrk alone: ${CONNS} connections, ${DURATION} s"
+degraded_mark
 ALONE=$(run_wrk "$DURATION"); echo "$ALONE"
+DEG_ALONE=$(degraded_share); echo "degraded answers: $DEG_ALONE"
+HND_ALONE=$(handler_latency); echo "handler: $HND_ALONE"
 
 echo "== (a2) wrk while freshrec-replay ingests at up to ${RATE} events/s over HTTP"
 "$BIN/freshrec-replay" events.ndjson --http "http://127.0.0.1:$PORT" --rate "$RATE" --batch 1000 \
@@ -79,8 +120,11 @@ echo "== (a2) wrk while freshrec-replay ingests at up to ${RATE} events/s over H
 REPLAY_PID=$!
 sleep 2
 A0=$(metric freshrec_events_applied_total); T0=$(date +%s.%N)
+degraded_mark
 LOADED=$(run_wrk "$DURATION"); echo "$LOADED"
 A1=$(metric freshrec_events_applied_total); T1=$(date +%s.%N)
+DEG_LOADED=$(degraded_share); echo "degraded answers: $DEG_LOADED"
+HND_LOADED=$(handler_latency); echo "handler: $HND_LOADED"
 for _ in $(seq 100); do kill -0 "$REPLAY_PID" 2>/dev/null || break; sleep 0.1; done
 kill "$REPLAY_PID" 2>/dev/null || true   # past its budget: SIGTERM, it prints what it sent
 wait "$REPLAY_PID" || true
@@ -92,7 +136,9 @@ kill "$STREAM_PID"; wait "$STREAM_PID" || true; STREAM_PID=""
 
 echo "== (b) event -> visible in /v1/recommend, ${TRIALS} trials each (same model)"
 VIS=()
-for combo in "http recommend" "http features" "kafka recommend" "kafka features"; do
+COMBOS=("http recommend" "http features" "kafka recommend" "kafka features")
+[[ "${SKIP_VISIBLE:-0}" == 1 ]] && COMBOS=()
+for combo in "${COMBOS[@]}"; do
   set -- $combo
   out=$("$HELPER" visible --stream-bin "$BIN/freshrec-stream" --models models --via "$1" --poll "$2" \
     --trials "$TRIALS" --items "$ITEMS" --cutoff "$CUTOFF" --work "$WORK" 2>/dev/null)
@@ -102,20 +148,20 @@ done
 
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'; }
 echo
-echo "| run | requests/s | p50 ms | p99 ms | errors | ingest reached |"
-echo "|---|---|---|---|---|---|"
-echo "| wrk alone | $(field "$ALONE" rps) | $(field "$ALONE" p50_ms) | $(field "$ALONE" p99_ms) | $(field "$ALONE" errors) | - |"
-python3 - "$LOADED" "$APPLIED_RATE" replay.json <<'EOF'
+echo "| run | requests/s | p50 ms | p99 ms | errors | handler time | degraded answers | ingest reached |"
+echo "|---|---|---|---|---|---|---|---|"
+echo "| wrk alone | $(field "$ALONE" rps) | $(field "$ALONE" p50_ms) | $(field "$ALONE" p99_ms) | $(field "$ALONE" errors) | $HND_ALONE | $DEG_ALONE | - |"
+python3 - "$LOADED" "$APPLIED_RATE" replay.json "$DEG_LOADED" "$HND_LOADED" <<'EOF'
 import json, sys
 f = dict(kv.split("=") for kv in sys.argv[1].split()[1:])
 r = json.load(open(sys.argv[3]))
-print(f"| wrk + ingest | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | {f['errors']} | "
+print(f"| wrk + ingest | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | {f['errors']} | {sys.argv[5]} | {sys.argv[4]} | "
       f"replay {r['achieved_rate']:.0f}/s acknowledged ({r['sent']} sent, {r['failed']} failed), "
       f"engine {sys.argv[2]}/s applied |")
 EOF
 echo
 echo "| event -> visible | trials | p50 ms | p90 ms | p99 ms | max ms |"
 echo "|---|---|---|---|---|---|"
-for v in "${VIS[@]}"; do
+for v in "${VIS[@]+"${VIS[@]}"}"; do
   echo "$v" | awk 'NR==2 {printf "| %s (poll %s) | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}'
 done

@@ -100,7 +100,7 @@ struct Kafka {
 };
 
 int visible(const std::string& stream_bin, const std::string& models, const std::string& via, int trials,
-            const std::string& poll, const std::string& work, int items, double cutoff) {
+            const std::string& poll, const std::string& work, int items, double cutoff, double hedge_ms) {
   const std::string topic = "bench-events";
   std::unique_ptr<Kafka> kafka;
   if (via == "kafka") kafka = std::make_unique<Kafka>(topic);
@@ -113,7 +113,7 @@ int visible(const std::string& stream_bin, const std::string& models, const std:
         << "dead_letter: {path: " << work << "/visible-dl.ndjson}\n"
         << "stats: {interval_seconds: 0}\n"
         << "http: {enabled: true, port: " << port << ", threads: 4, journal: " << work << "/visible-journal-" << via
-        << ".ndjson}\n";
+        << ".ndjson, recommend_hedge_ms: " << hedge_ms << "}\n";
     if (kafka)
       out << "source: {type: kafka, poll_ms: 1}\n"
           << "kafka: {brokers: \"" << kafka->bootstraps << "\", topic: " << topic << ", group_id: bench,\n"
@@ -154,8 +154,9 @@ int visible(const std::string& stream_bin, const std::string& models, const std:
   }
 
   std::mt19937 rng(11);
-  std::vector<double> lat, post_ms;
+  std::vector<double> lat, post_ms, get_ms;  // get_ms: every poll's round trip
   int timeouts = 0;
+  std::size_t polls = 0;
   httplib::Client poster("127.0.0.1", port);
   poster.set_keep_alive(true);
   poster.set_tcp_nodelay(true);  // headers and body go out in two writes: no Nagle wait between
@@ -179,7 +180,10 @@ int visible(const std::string& stream_bin, const std::string& models, const std:
     }
     bool seen = false;
     while (!seen && ms_since(t0) < 5000) {
+      const auto g0 = Clock::now();
       auto r = http.Get(path.c_str());
+      get_ms.push_back(ms_since(g0));
+      ++polls;
       if (!r || r->status != 200) continue;
       const nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
       seen = poll == "features" ? (j.is_object() && j.value("session_click_count", 0) >= 1)
@@ -200,6 +204,10 @@ int visible(const std::string& stream_bin, const std::string& models, const std:
   std::printf("%-6s %-10s %7zu %8.2f %8.2f %8.2f %8.2f %9d\n", via.c_str(), poll.c_str(), lat.size(),
               percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99),
               lat.empty() ? 0.0 : *std::max_element(lat.begin(), lat.end()), timeouts);
+  std::printf("GET %s round trip: p50 %.2f ms  p99 %.2f ms  max %.2f ms; %.2f polls a trial\n",
+              poll == "features" ? "/v1/features" : "/v1/recommend", percentile(get_ms, 0.5), percentile(get_ms, 0.99),
+              get_ms.empty() ? 0.0 : *std::max_element(get_ms.begin(), get_ms.end()),
+              trials > 0 ? static_cast<double>(polls) / trials : 0.0);
   if (!post_ms.empty())
     std::printf("POST /v1/events round trip (journal fdatasync included): p50 %.2f ms  p99 %.2f ms\n",
                 percentile(post_ms, 0.5), percentile(post_ms, 0.99));
@@ -229,10 +237,13 @@ int main(int argc, char** argv) {
   vis->add_option("--items", items, "items of the model (event item ids are drawn from them)")->capture_default_str();
   vis->add_option("--cutoff", cutoff)->capture_default_str();
   vis->add_option("--work", work, "scratch directory")->capture_default_str();
+  double hedge_ms = 5.0;
+  vis->add_option("--hedge-ms", hedge_ms, "http.recommend_hedge_ms of the updater (0: fallback ranking in parallel)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     if (*model) return write_model(models, items, users, factors, cutoff);
-    return visible(stream_bin, models, via, trials, poll, work, items, cutoff);
+    return visible(stream_bin, models, via, trials, poll, work, items, cutoff, hedge_ms);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "serve_latency_bench: %s\n", e.what());
     return 1;

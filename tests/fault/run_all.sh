@@ -17,6 +17,7 @@ step() {
   echo "   ($((SECONDS - t0)) s)"
 }
 step bash "$ROOT/tests/fault/kill_restart.sh" --events 1000000 --kills 20 --external 5
+step bash "$ROOT/tests/fault/kill_restart.sh" --source kafka --events 1000000 --kills 20
 step bash "$ROOT/tests/fault/corrupt_artifacts.sh" --events 100000
 step bash "$ROOT/tests/fault/disk_faults.sh" --events 100000
 step bash "$ROOT/tests/fault/hostile_inputs.sh" --repeat 1000 --line-mb 1024 --users 10000000

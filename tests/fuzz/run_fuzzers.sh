@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (the `fuzz` preset: clang 14, ASan + UBSan) and runs each
+# Builds the libFuzzer targets (the `sanitize` preset: clang 14, ASan + UBSan) and runs each
 # for a fixed time on a scratch copy of its seed corpus in tests/fuzz/corpus/<target>/.
 # A crash, leak, sanitizer report, timeout (10 s an input) or out-of-memory (2 GB) leaves
 # its input in the artifacts directory and fails the run; turn each one into a regression
 # test in tests/unit/hostile_input_test.cpp and fix it.
 #   usage: tests/fuzz/run_fuzzers.sh [seconds per target (60)] [target…]
-#   env:   FUZZ_NO_BUILD=1 (run what is built)  FUZZ_BUILD (build-fuzz)  FUZZ_ARTIFACTS (/tmp/freshrec-fuzz-artifacts)
+#   env:   FUZZ_NO_BUILD=1 (run what is built)  FUZZ_BUILD (build-sanitize)  FUZZ_ARTIFACTS (/tmp/freshrec-fuzz-artifacts)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SECONDS_EACH=${1:-60}
 shift || true
-BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
+BUILD=${FUZZ_BUILD:-$ROOT/build-sanitize}
 ARTIFACTS=${FUZZ_ARTIFACTS:-/tmp/freshrec-fuzz-artifacts}
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(ndjson-event log-file config npy snapshot checkpoint)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(ndjson-event log-file config npy snapshot checkpoint http-request)
 cd "$ROOT"
-[[ -f "$BUILD/build.ninja" ]] || cmake --preset fuzz -B "$BUILD" >/dev/null
+[[ -f "$BUILD/build.ninja" ]] || cmake --preset sanitize -B "$BUILD" >/dev/null
 [[ "${FUZZ_NO_BUILD:-0}" == 1 ]] || ninja -C "$BUILD" "${TARGETS[@]/#/freshrec-fuzz-}" >/dev/null
 mkdir -p "$ARTIFACTS"
 status=0
@@ -25,7 +25,7 @@ for t in "${TARGETS[@]}"; do
   cp -r "$ROOT/tests/fuzz/corpus/$t/." "$work/"
   log="$ARTIFACTS/$t.log"
   max_len=4096
-  [[ $t == log-file || $t == checkpoint || $t == config ]] && max_len=16384
+  [[ $t == log-file || $t == checkpoint || $t == config || $t == http-request ]] && max_len=16384
   rc=0
   # -close_fd_mask=3: the targets' own error output would drown the fuzzer's status lines.
   "$BUILD/tests/fuzz/freshrec-fuzz-$t" "$work" -max_total_time="$SECONDS_EACH" -max_len=$max_len \

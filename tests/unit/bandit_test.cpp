@@ -116,6 +116,49 @@ TEST(UserPosterior, UpdateManyMatchesSequentialUpdates) {
   }
 }
 
+// Format 1 of the explorer stored the Cholesky factor L (A = L L^T); it still restores, to
+// the same posterior.
+TEST(UserPosterior, LoadsTheCholeskyFormOfFormatOne) {
+  const int k = 4;
+  std::vector<float> p0{0.2f, -0.1f, 0.4f, 0.0f};
+  UserPosterior post(p0.data(), k, 1.5);
+  Xoshiro256 rng(3);
+  Eigen::MatrixXd A = 1.5 * Eigen::MatrixXd::Identity(k, k);
+  for (int n = 0; n < 7; ++n) {
+    std::vector<float> x(k);
+    for (auto& v : x) v = static_cast<float>(rng.uniform() - 0.5);
+    ASSERT_TRUE(post.update(x.data(), n % 2, 1.0, 0.8));
+    const Eigen::VectorXd xv = Eigen::Map<Eigen::VectorXf>(x.data(), k).cast<double>();
+    A += (1.0 / 0.8) * xv * xv.transpose();
+  }
+  BinaryWriter now;
+  post.save(now);
+  BinaryReader now_r(now.bytes());
+  const UserPosterior same = UserPosterior::load(now_r, k);
+  // The same bytes with the packed lower triangle replaced by L, column by column.
+  const Eigen::MatrixXd L = A.llt().matrixL();
+  std::vector<double> packed;
+  for (int c = 0; c < k; ++c)
+    for (int i = c; i < k; ++i) packed.push_back(L(i, c));
+  BinaryReader probe(now.bytes());
+  probe.get<std::uint64_t>();
+  probe.get_vector<double>(static_cast<std::uint64_t>(k * (k + 1) / 2));
+  const std::vector<double> b = probe.get_vector<double>(static_cast<std::uint64_t>(k));
+  BinaryWriter old_fixed;
+  old_fixed.put<std::uint64_t>(post.observations());
+  old_fixed.put_vector(packed);
+  old_fixed.put_vector(b);
+  BinaryReader old_r(old_fixed.bytes());
+  const UserPosterior back = UserPosterior::load(old_r, k, UserPosterior::StoredAs::kCholesky);
+  EXPECT_TRUE(old_r.at_end());
+  for (int i = 0; i < k; ++i) {
+    EXPECT_NEAR(back.mean()[static_cast<std::size_t>(i)], post.mean()[static_cast<std::size_t>(i)], 1e-12);
+    EXPECT_EQ(same.mean()[static_cast<std::size_t>(i)], post.mean()[static_cast<std::size_t>(i)]);
+  }
+  std::vector<float> x{0.3f, -0.2f, 0.1f, 0.5f};
+  EXPECT_NEAR(back.variance_along(x.data()), post.variance_along(x.data()), 1e-12);
+}
+
 TEST(UserPosterior, RebaseMovesThePriorMeanOnly) {
   std::vector<float> p0{0.0f, 0.0f}, p1{1.0f, -1.0f};
   UserPosterior post(p0.data(), 2, 4.0);
@@ -340,6 +383,60 @@ TEST(LatencyBudget, NightlyLateMeansPopularityAndFailuresCount) {
   EXPECT_FALSE(ok.degraded);
 }
 
+// The hedge (a fallback task) starts only when the primary is late; when it is not needed it
+// is neither run, requested nor a degradation; when the primary throws it starts at once.
+TEST(LatencyBudget, HedgeStartsOnlyWhenThePrimaryIsLate) {
+  using namespace std::chrono_literals;
+  ParallelFeatureFetcher fetcher(4, 4);
+  const auto nightly = static_cast<std::size_t>(Signal::kNightly), realtime = static_cast<std::size_t>(Signal::kRealtime);
+  auto make = [](std::chrono::milliseconds primary_sleep, bool primary_throws, std::shared_ptr<std::atomic<int>> ran) {
+    std::vector<ParallelFeatureFetcher::Task> tasks;
+    tasks.push_back({Signal::kRealtime, [primary_sleep, primary_throws] {
+                       std::this_thread::sleep_for(primary_sleep);
+                       if (primary_throws) throw std::runtime_error("primary failed");
+                     }});
+    tasks.push_back({Signal::kNightly, [ran] { ++*ran; }, /*fallback=*/true});
+    return tasks;
+  };
+  // Fast primary: the hedge never runs.
+  auto ran = std::make_shared<std::atomic<int>>(0);
+  for (int r = 0; r < 20; ++r) {
+    const GatherReport rep = fetcher.gather(make(0ms, false, ran), 2s, 500ms);
+    ASSERT_TRUE(rep.ready[realtime]);
+    EXPECT_FALSE(rep.requested[nightly]);
+    EXPECT_FALSE(rep.degraded);
+    EXPECT_EQ(ranking_mode(rep), RankingMode::kFull);
+  }
+  fetcher.wait_idle();
+  EXPECT_EQ(ran->load(), 0);
+  EXPECT_EQ(fetcher.counters().degraded.load(), 0u);
+  EXPECT_EQ(fetcher.counters().popularity_fallbacks.load(), 0u);
+  // Slow primary (past the budget): the hedge starts after 20 ms and answers.
+  const auto t0 = std::chrono::steady_clock::now();
+  const GatherReport slow = fetcher.gather(make(400ms, false, ran), 150ms, 20ms);
+  const double waited_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(slow.requested[nightly]);
+  EXPECT_TRUE(slow.ready[nightly]);
+  EXPECT_FALSE(slow.ready[realtime]);
+  EXPECT_TRUE(slow.degraded);
+  EXPECT_EQ(ranking_mode(slow), RankingMode::kNightlyOnly);
+  EXPECT_GE(waited_ms, 150.0);  // waited for the primary up to the budget
+  EXPECT_EQ(fetcher.counters().late[realtime].load(), 1u);
+  fetcher.wait_idle();
+  EXPECT_EQ(ran->load(), 1);
+  // A primary that throws starts the hedge at once, long before the hedge time.
+  const GatherReport failed = fetcher.gather(make(0ms, true, ran), 2s, 1s);
+  EXPECT_TRUE(failed.ready[nightly]);
+  EXPECT_LT(failed.elapsed_ms, 900.0);
+  EXPECT_EQ(fetcher.counters().failed[realtime].load(), 1u);
+  // Hedge 0: both start at once, and the gather ends with the primary.
+  const GatherReport both = fetcher.gather(make(0ms, false, ran), 2s);
+  EXPECT_TRUE(both.ready[realtime]);
+  EXPECT_FALSE(both.degraded);
+  fetcher.wait_idle();
+  EXPECT_EQ(ran->load(), 3);
+}
+
 // ---------------------------------------------------------------- impression events
 
 TEST(ImpressionEvent, ParsesItemsAndRequestId) {
@@ -457,7 +554,9 @@ TEST(Explorer, ClosesTheLoopExploresWithinSlotsAndCheckpoints) {
   Explorer ex(cfg);
   double t = 1000.0;
   auto feed = [&](const Event& e) {
-    if (e.type != EventType::kImpression) ASSERT_TRUE(engine.apply(e).accepted);
+    if (e.type != EventType::kImpression) {
+      ASSERT_TRUE(engine.apply(e).accepted);
+    }
     ex.observe(e, *model);
   };
   Event imp;
@@ -507,7 +606,12 @@ TEST(Explorer, ClosesTheLoopExploresWithinSlotsAndCheckpoints) {
   back.restore(ckpt);
   EXPECT_EQ(back.state_digest(), ex.state_digest());
   EXPECT_EQ(back.recommend(engine, req, 7).items[9].item_id, ex.recommend(engine, req, 7).items[9].item_id);
+  // A click on an item nobody was shown has nothing to reward: no state; an impression has.
   feed(make("u1", "i4", EventType::kClick, t + 300));
+  EXPECT_EQ(back.state_digest(), ex.state_digest());
+  Event again = imp;
+  again.timestamp = t + 310;
+  feed(again);
   EXPECT_NE(back.state_digest(), ex.state_digest());
   std::string bytes = ckpt.str();
   std::stringstream cut(bytes.substr(0, bytes.size() / 2));

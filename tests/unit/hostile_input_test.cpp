@@ -474,5 +474,30 @@ TEST(FuzzRegression, CheckpointInputsAreRefusedWithIntegrityError) {
   }
 }
 
+// The snapshot target's input: the first byte picks which file of a valid snapshot the rest
+// replaces (manifest.json, the five .npy/id files). manifest-number-out-of-range-1E999: a
+// manifest number too large for a double made nlohmann::json throw out_of_range, which the
+// loader did not catch (it caught parse_error only): std::terminate instead of a refusal.
+TEST(FuzzRegression, SnapshotInputsAreRefusedWithIntegrityError) {
+  const char* const files[] = {"manifest.json", "user_factors.npy", "item_factors.npy", "user_bias.npy",
+                               "item_bias.npy", "user_ids.txt", "item_ids.txt"};
+  const auto inputs = regression_inputs("snapshot");
+  ASSERT_FALSE(inputs.empty());
+  for (const std::string& f : inputs) {
+    TempDir dir;
+    write_snapshot(fuzz::tiny_model(), dir.file("models"), "v1", true);
+    const std::string bytes = read_file(f);
+    ASSERT_FALSE(bytes.empty()) << f;
+    const int which = (static_cast<unsigned char>(bytes[0]) & 0x7F) % 7;
+    write_text(dir.file("models/v1/") + files[which], bytes.substr(1));
+    try {
+      (void)load_snapshot(dir.file("models/v1"));
+    } catch (const IntegrityError&) {
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << f << ": " << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace freshrec

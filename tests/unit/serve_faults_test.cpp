@@ -179,6 +179,12 @@ TEST_F(Serve, RedisKilledAndRestartedMidRunIngestionGoesOnAndWritesResume) {
   poster.join();
   ASSERT_EQ(bad_answers.load(), 0u) << "POST /v1/events failed while Redis was down";
   ASSERT_EQ(accepted.load(), lines_sent.load());
+  // The queue was kept full by the client; what did not fit was dropped (by design, and
+  // counted). Let it drain first, or a burst's update could be the one dropped (a slow
+  // writer, e.g. under ASan, made that happen).
+  ASSERT_TRUE(eventually(20, [&] {
+    return m("freshrec_events_applied_total") == static_cast<double>(accepted.load()) && m("freshrec_redis_queue") == 0;
+  })) << svc.service().metrics_text();
 
   // Then one more event for every user (and one for a user new after the restart), 30 at
   // a time: a burst fits the 64-user queue, which is drained before the next one.

@@ -247,6 +247,65 @@ TEST_F(Serve, HttpErrorsAreJsonWithTheRightCode) {
   svc.stop();
 }
 
+// What the HTTP request fuzz target found (tests/fuzz/regressions/http-request/): each is a
+// 4xx with a JSON reason now, never a 500, and an events body is never journaled and then
+// refused.
+TEST_F(Serve, FuzzFoundHttpInputsGetAReasonNotA500) {
+  StreamProcessConfig c = base_config("fuzzfound");
+  c.source.type = SourceType::kHttp;
+  c.http.journal = dir_->file("journal-fuzzfound.ndjson");
+  RunningService svc(c, quiet());
+  ASSERT_TRUE(eventually(20, [&] { return svc.ready(); })) << svc.error();
+  auto& h = svc.http();
+  auto status_and_reason = [](const httplib::Result& r) {
+    EXPECT_TRUE(r);
+    if (!r) return std::make_pair(0, std::string());
+    const nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r->body;
+    return std::make_pair(r->status, j.is_object() && j.contains("error") ? j["error"].get<std::string>() : std::string());
+  };
+  // Ids that are not UTF-8 (they were copied into the answer, whose serialisation threw).
+  auto [st, why] = status_and_reason(h.Get("/v1/recommend?user_id=%FF&k=1"));
+  EXPECT_EQ(st, 400);
+  EXPECT_NE(why.find("UTF-8"), std::string::npos) << why;
+  std::tie(st, why) = status_and_reason(h.Get("/v1/recommend?user_id=u1&k=1&cart_item=%C3"));
+  EXPECT_EQ(st, 400);
+  std::tie(st, why) = status_and_reason(h.Get("/v1/features/%E2%80"));
+  EXPECT_EQ(st, 400);
+  EXPECT_NE(why.find("UTF-8"), std::string::npos) << why;
+  // A request time beyond the calendar arithmetic (UBSan: double -> long long overflow).
+  for (const char* t : {"1e308", "-5", "4102444801"}) {
+    std::tie(st, why) = status_and_reason(h.Get((std::string("/v1/recommend?user_id=u1&k=3&time=") + t).c_str()));
+    EXPECT_EQ(st, 400) << t;
+    EXPECT_NE(why.find("time"), std::string::npos) << why;
+  }
+  // A rejection reason quoting a value cut after 60 bytes inside a two-byte character: the
+  // answer is valid JSON, the good line is accepted once.
+  const double t0 = data_end();
+  const std::string body = event_line("fuzz-user", "i1", "click", t0) + "\n" +
+                           R"({"user_id":"fuzz-user","item_id":"i1","event_type":")" + std::string(59, 'a') + "\xc3\xa9" +
+                           R"(","timestamp":)" + std::to_string(t0 + 1) + "}\n";
+  auto r = h.Post("/v1/events", body, "application/x-ndjson");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  const nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r->body;
+  EXPECT_EQ(j["accepted"], 1);
+  EXPECT_EQ(j["rejected"], 1);
+  // A compressed body is refused before it is read (a 1 MB gzip body inflated to 1 GB).
+  r = h.Post("/v1/events", {{"Content-Encoding", "gzip"}}, std::string("\x1f\x8b\x08\x00", 4), "application/x-ndjson");
+  std::tie(st, why) = status_and_reason(r);
+  EXPECT_EQ(st, 415);
+  EXPECT_NE(why.find("Content-Encoding"), std::string::npos) << why;
+  // The good event was applied exactly once, and the server still answers.
+  ASSERT_TRUE(eventually(5, [&] { return get_json(h, "/v1/features/fuzz-user").value("session_click_count", 0) == 1; }));
+  EXPECT_EQ(get_json(h, "/v1/features/fuzz-user").value("session_click_count", 0), 1);
+  r = h.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  svc.stop();
+}
+
 // Checkpoints that cannot be written (the directory replaced by a regular file: ENOTDIR,
 // which stops root too) and a dead-letter file on a full device (/dev/full: ENOSPC):
 // serving and ingestion go on, /readyz stays 200 and names what is degraded until a later

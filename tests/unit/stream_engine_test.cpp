@@ -690,10 +690,12 @@ TEST(StreamRecommend, QuantisedPassIsExactAgainstBruteForce) {
       EXPECT_FLOAT_EQ(rec.items[j].score, eng.score(user, rec.items[j].item_id)) << user << " " << j;
     }
     // Whatever recommend left out scores no higher than its last item (unless excluded).
-    for (const auto& [s, id] : all) {
+    for (const auto& entry : all) {
+      const float s = entry.first;
+      const std::string& id = entry.second;
       if (s <= rec.items.back().score) break;
       const bool in = std::any_of(rec.items.begin(), rec.items.end(), [&](const ScoredItem& x) { return x.item_id == id; });
-      if (!in) EXPECT_TRUE(false) << user << ": " << id << " (" << s << ") beats the last recommended but is missing";
+      EXPECT_TRUE(in) << user << ": " << id << " (" << s << ") beats the last recommended but is missing";
     }
   }
 }
