@@ -402,6 +402,7 @@ ApplyResult Core::apply(const Event& e) {
   // known so the misses overlap instead of queueing one after another.
   user_ids_.prefetch(e.user_id);
   if (!e.item_id.empty()) item_ids_.prefetch(e.item_id);
+  if (explorer_) explorer_->prefetch(e);
   const std::uint32_t ukey = user_key(e.user_id);
   const std::uint32_t item = e.item_id.empty() ? kNone : item_key(e.item_id);
   prefetch_rows(ukey, item);

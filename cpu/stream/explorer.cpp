@@ -163,6 +163,14 @@ void Explorer::observe(const Event& e, const FactorModel& baseline, std::vector<
   scratch_.clear();
 }
 
+void Explorer::prefetch(const Event& e) const noexcept {
+  // An impression's own lookups come first thing in observe, which prefetches its items.
+  if (e.type == EventType::kClick || e.type == EventType::kPurchase) {
+    users_ids_.prefetch(e.user_id);
+    items_.prefetch(e.item_id);
+  }
+}
+
 void Explorer::compact_users() {
   std::vector<std::uint8_t> live(users_ids_.size(), 0);
   tracker_.for_each_pending_user([&](std::uint32_t u) { live[u] = 1; });

@@ -66,6 +66,11 @@ class Explorer {
   void observe(const Event& event, const FactorModel& baseline, std::vector<WeakNegative>* weak_negatives = nullptr,
                std::optional<bool> item_in_baseline = std::nullopt);
 
+  /// Starts loading the table slots observe(event) will look up for a click or purchase (a
+  /// hint, no effect on the state): the engine calls it at the top of apply, so the misses
+  /// overlap its own work.
+  void prefetch(const Event& event) const noexcept;
+
   /// Top-k with exploration. `request` = 0 uses the watermark's bits. The items of the
   /// request's cart and the purchases the engine excludes never appear (they are not in the
   /// engine's candidates; cold candidates are checked against the cart).
