@@ -65,6 +65,7 @@ void read_http(YamlSection& s, HttpSettings& h) {
   s.get("max_k", h.max_k, 1, 1'000'000);
   s.get("recommend_budget_ms", h.recommend_budget_ms, 0.1, 60000.0);
   s.get("recommend_hedge_ms", h.recommend_hedge_ms, 0.0, 60000.0);
+  s.get("reader_nice", h.reader_nice, 0, 19);
   s.get("inject_realtime_delay_ms", h.inject_realtime_delay_ms, 0.0, 60000.0);
   if (h.recommend_hedge_ms > h.recommend_budget_ms) s.fail("recommend_hedge_ms", "must not exceed recommend_budget_ms");
   if (h.host.empty()) s.fail("host", "must not be empty (127.0.0.1 serves loopback only)");

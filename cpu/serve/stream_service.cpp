@@ -11,6 +11,7 @@
 #include "cpu/io/kafka_source.hpp"
 #include "cpu/io/redis_feature_store.hpp"
 #include "cpu/util/error.hpp"
+#include "cpu/util/thread_priority.hpp"
 
 namespace freshrec {
 namespace {
@@ -21,8 +22,35 @@ double wall_now() {
 
 }  // namespace
 
+namespace {
+// cpp-httplib's pool with each worker's priority lowered by `nice` on its first task
+// (http.reader_nice): the workers are created inside ThreadPool, so the task does it.
+class NiceThreadPool final : public httplib::TaskQueue {
+ public:
+  NiceThreadPool(std::size_t threads, int nice) : pool_(threads), nice_(nice) {}
+  void enqueue(std::function<void()> fn) override {
+    pool_.enqueue([fn = std::move(fn), nice = nice_] {
+      thread_local bool lowered = false;
+      if (!lowered) {
+        lower_current_thread_priority(nice);  // best effort: refused means the default priority
+        lowered = true;
+      }
+      fn();
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+  int nice_;
+};
+}  // namespace
+
 StreamService::StreamService(const StreamProcessConfig& config, const UpdaterOptions& options)
-    : config_(config), options_(options), started_wall_(wall_now()) {
+    : config_(config),
+      options_(options),
+      fetcher_(4, 2, [nice = config.http.reader_nice] { lower_current_thread_priority(nice); }),
+      started_wall_(wall_now()) {
   if (!config_.redis.url.empty()) parse_redis_endpoint(config_.redis);  // fail on a bad URL before serving
   if (config_.source.type == SourceType::kHttp) journal_ = std::make_shared<HttpJournal>(config_.http.journal);
   if (config_.source.type == SourceType::kKafka) kafka_stats_ = std::make_unique<KafkaSourceStats>();
@@ -30,7 +58,11 @@ StreamService::StreamService(const StreamProcessConfig& config, const UpdaterOpt
 
   server_ = std::make_unique<httplib::Server>();
   const int threads = config_.http.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  const int nice = config_.http.reader_nice;
+  server_->new_task_queue = [threads, nice]() -> httplib::TaskQueue* {
+    if (nice <= 0) return new httplib::ThreadPool(static_cast<std::size_t>(threads));
+    return new NiceThreadPool(static_cast<std::size_t>(threads), nice);
+  };
   server_->set_payload_max_length(config_.http.max_body_bytes);
   const auto timeout = std::chrono::duration<double>(config_.http.request_timeout_seconds);
   server_->set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));

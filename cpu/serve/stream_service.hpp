@@ -77,7 +77,8 @@ class StreamService {
   LatencyBuckets apply_latency_{apply_latency_bounds()};
   LatencyBuckets recommend_latency_{request_latency_bounds()};
   /// Gathers a recommend's signals under http.recommend_budget_ms (issue 8's latency budget).
-  stream::ParallelFeatureFetcher fetcher_{4, 2};
+  /// Constructed with the config (its threads take http.reader_nice).
+  stream::ParallelFeatureFetcher fetcher_;
   std::atomic<std::uint64_t> events_accepted_{0};
   std::atomic<std::uint64_t> events_rejected_{0};
   std::atomic<std::uint64_t> dead_letters_{0};

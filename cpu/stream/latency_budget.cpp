@@ -52,11 +52,16 @@ struct ParallelFeatureFetcher::Batch {
   }
 };
 
-ParallelFeatureFetcher::ParallelFeatureFetcher(std::size_t threads, std::size_t max_in_flight)
+ParallelFeatureFetcher::ParallelFeatureFetcher(std::size_t threads, std::size_t max_in_flight,
+                                               std::function<void()> on_thread_start)
     : max_in_flight_(std::max<std::size_t>(max_in_flight, 1)) {
   const std::size_t n = std::max<std::size_t>(threads, 1);
   threads_.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this] { worker(); });
+  for (std::size_t i = 0; i < n; ++i)
+    threads_.emplace_back([this, on_thread_start] {
+      if (on_thread_start) on_thread_start();
+      worker();
+    });
 }
 
 ParallelFeatureFetcher::~ParallelFeatureFetcher() {

@@ -57,8 +57,9 @@ struct GatherReport {
 /// is discarded: a fetch must therefore own, through shared_ptr captures, everything it writes.
 class ParallelFeatureFetcher {
  public:
-  /// `threads` pool threads (>= 1); `max_in_flight` fetches per source at once (>= 1).
-  ParallelFeatureFetcher(std::size_t threads, std::size_t max_in_flight = 2);
+  /// `threads` pool threads (>= 1); `max_in_flight` fetches per source at once (>= 1);
+  /// `on_thread_start` (optional) runs first on each pool thread (e.g. to lower its priority).
+  ParallelFeatureFetcher(std::size_t threads, std::size_t max_in_flight = 2, std::function<void()> on_thread_start = {});
   ~ParallelFeatureFetcher();  ///< waits for running fetches to finish; never throws
   ParallelFeatureFetcher(const ParallelFeatureFetcher&) = delete;
   ParallelFeatureFetcher& operator=(const ParallelFeatureFetcher&) = delete;

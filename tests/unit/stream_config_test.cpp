@@ -56,6 +56,28 @@ TEST(StreamConfig, OverridesTakeEffect) {
   EXPECT_EQ(c.stream.windows.seconds, std::vector<double>{10.0});
 }
 
+// The serving knobs of this session: the recommend hedge, the fault-injection delay and the
+// readers' nice value, with their defaults, ranges and the hedge <= budget check.
+TEST(StreamConfig, RecommendHedgeInjectionAndReaderNice) {
+  const StreamProcessConfig shipped = load_stream_config(std::string(FRESHREC_SOURCE_DIR) + "/configs/stream.yaml");
+  const HttpSettings d;
+  EXPECT_EQ(shipped.http.recommend_hedge_ms, d.recommend_hedge_ms);
+  EXPECT_EQ(shipped.http.inject_realtime_delay_ms, 0.0);
+  EXPECT_EQ(shipped.http.reader_nice, d.reader_nice);
+  const StreamProcessConfig c = parse_stream_config(
+      "source: {path: a}\n", "t.yaml",
+      {"http.recommend_hedge_ms=2", "http.inject_realtime_delay_ms=100", "http.reader_nice=5"});
+  EXPECT_EQ(c.http.recommend_hedge_ms, 2.0);
+  EXPECT_EQ(c.http.inject_realtime_delay_ms, 100.0);
+  EXPECT_EQ(c.http.reader_nice, 5);
+  std::string e = error_of("source: {path: a}\nhttp: {recommend_budget_ms: 10, recommend_hedge_ms: 11}\n");
+  EXPECT_NE(e.find("http.recommend_hedge_ms"), std::string::npos) << e;
+  e = error_of("source: {path: a}\n", {"http.reader_nice=20"});
+  EXPECT_NE(e.find("http.reader_nice"), std::string::npos) << e;
+  e = error_of("source: {path: a}\n", {"http.inject_realtime_delay_ms=-1"});
+  EXPECT_NE(e.find("http.inject_realtime_delay_ms"), std::string::npos) << e;
+}
+
 TEST(StreamConfig, WindowsAreSortedAndDistinct) {
   const StreamProcessConfig c =
       parse_stream_config("source: {path: a}\nstream:\n  windows: {1h: 3600, 5m: 300}\n", "t.yaml");

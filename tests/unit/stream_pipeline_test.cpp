@@ -491,7 +491,9 @@ TEST(LatencyHistogram, QuantilesWithinBucketResolution) {
     std::uint64_t lo = 0, hi = 0;
     LatencyHistogram::bounds(LatencyHistogram::index_of(v), lo, hi);
     EXPECT_LE(lo, v);
-    if (hi > lo) EXPECT_LT(v - lo, hi - lo);
+    if (hi > lo) {
+      EXPECT_LT(v - lo, hi - lo);
+    }
   }
   LatencyHistogram small;
   small.record(40);
@@ -701,7 +703,9 @@ TEST_F(Recovery, KilledAtSeveralPointsRestartsToTheSameState) {
     EXPECT_EQ(resumed["dead_letters"], clean["dead_letters"]) << kill_at;
     EXPECT_EQ(resumed["counters"]["lines"], clean["counters"]["lines"]) << kill_at;
     EXPECT_EQ(read_file(c.dead_letter.path), clean_dead) << "dead letters lost or doubled, kill at " << kill_at;
-    if (kill_at >= 2500) EXPECT_FALSE(resumed["restored_from"].is_null());
+    if (kill_at >= 2500) {
+      EXPECT_FALSE(resumed["restored_from"].is_null());
+    }
   }
 
   // Killed three times in a row in one checkpoint directory, the newest checkpoint
