@@ -153,41 +153,42 @@ void backward(const std::vector<double>& chol, int k, double* x) {
     x[i] = acc / li[0];
   }
 }
-// Per-thread scratch for the factor: readers are const and may run concurrently.
-std::vector<double>& factor_scratch() {
+// The Cholesky factor of `a` in per-thread scratch (readers are const and may run
+// concurrently), or null when `a` does not factor.
+const std::vector<double>* factor(const std::vector<double>& a, int k) {
   thread_local std::vector<double> chol;
-  return chol;
+  return cholesky(a, k, chol) ? &chol : nullptr;
 }
 }  // namespace
 
 void UserPosterior::mean_into(double* m) const {
   // A mean = b: L y = b, then L^T mean = y.
-  std::vector<double>& chol = factor_scratch();
-  if (!cholesky(precision_, k_, chol)) {
+  const std::vector<double>* chol = factor(precision_, k_);
+  if (!chol) {
     std::fill(m, m + k_, 0.0);
     return;
   }
   std::copy(b_.begin(), b_.end(), m);
-  forward(chol, k_, m);
-  backward(chol, k_, m);
+  forward(*chol, k_, m);
+  backward(*chol, k_, m);
 }
 
 void UserPosterior::sample_offset(const double* z, double* offset) const {
   // L^T offset = z: cov(offset) = L^-T L^-1 = A^-1.
-  std::vector<double>& chol = factor_scratch();
-  if (!cholesky(precision_, k_, chol)) {
+  const std::vector<double>* chol = factor(precision_, k_);
+  if (!chol) {
     std::fill(offset, offset + k_, 0.0);
     return;
   }
   std::copy(z, z + k_, offset);
-  backward(chol, k_, offset);
+  backward(*chol, k_, offset);
 }
 
 double UserPosterior::variance_along(const float* x) const {
-  std::vector<double>& chol = factor_scratch();
-  if (!cholesky(precision_, k_, chol)) return 0.0;
+  const std::vector<double>* chol = factor(precision_, k_);
+  if (!chol) return 0.0;
   std::vector<double> y(x, x + k_);
-  forward(chol, k_, y.data());
+  forward(*chol, k_, y.data());
   double sum = 0.0;
   for (double v : y) sum += v * v;
   return sum;

@@ -166,8 +166,7 @@ GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono
     FRESHREC_ASSERT(s < static_cast<std::size_t>(kNumSignals) && !seen[s]);
     seen[s] = true;
     is_fallback[s] = t.fallback;
-    (t.fallback ? fallbacks : primaries).push_back(&t);
-    report.requested[s] = !t.fallback;  // a hedge is requested only once started
+    (t.fallback ? fallbacks : primaries).push_back(&t);  // start() marks what it starts as requested
   }
   start(primaries, batch, report, shed);
   if (!fallbacks.empty()) {

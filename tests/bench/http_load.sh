@@ -78,41 +78,44 @@ run_wrk() { wrk -t2 -c"$CONNS" -d"${1}s" --timeout 5s -s recommend.lua "http://1
 # Also the handler's own time (the freshrec_recommend_seconds histogram, what the latency
 # budget governs; wrk's latency adds the wait for an HTTP thread): p99 bucket and the share
 # of answers over the budget.
-DEG0=0 POP0=0 REQ0=0
-degraded_mark() {
-  DEG0=$(metric freshrec_recommend_degraded_total); POP0=$(metric freshrec_recommend_popularity_fallback_total)
-  REQ0=$(metric freshrec_recommend_seconds_count); curl -s "http://127.0.0.1:$PORT/metrics" >metrics0.txt
-}
-degraded_share() {
-  python3 -c "d=$(metric freshrec_recommend_degraded_total)-$DEG0; p=$(metric freshrec_recommend_popularity_fallback_total)-$POP0; n=max(1,$(metric freshrec_recommend_seconds_count)-$REQ0); print(f'{100*d/n:.1f}% ({100*p/n:.1f}% popularity)')"
-}
-handler_latency() {
+# One /metrics snapshot before (mark_metrics) and one after the run; run_shares prints
+# "<handler time>|<degraded answers>" from the two.
+mark_metrics() { curl -s "http://127.0.0.1:$PORT/metrics" >metrics0.txt; }
+run_shares() {
   curl -s "http://127.0.0.1:$PORT/metrics" >metrics1.txt
   python3 - metrics0.txt metrics1.txt "$BUDGET_MS" <<'PY'
 import re, sys
-def buckets(path):
-    out = {}
+def read(path):
+    buckets, values = {}, {}
     for line in open(path):
         m = re.match(r'freshrec_recommend_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
-        if m: out[m.group(1)] = int(m.group(2))
-    return out
-a, b = buckets(sys.argv[1]), buckets(sys.argv[2])
+        if m:
+            buckets[m.group(1)] = int(m.group(2))
+        elif not line.startswith('#') and ' ' in line:
+            name, value = line.rsplit(' ', 1)
+            values[name] = float(value)
+    return buckets, values
+(a, va), (b, vb) = read(sys.argv[1]), read(sys.argv[2])
+delta = lambda name: vb.get(name, 0.0) - va.get(name, 0.0)
 les = sorted(b, key=lambda x: float('inf') if x == '+Inf' else float(x))
 n = b['+Inf'] - a.get('+Inf', 0)
 budget = float(sys.argv[3]) / 1000
 p99 = next(le for le in les if (b[le] - a.get(le, 0)) >= 0.99 * n)
 within = max((le for le in les if le != '+Inf' and float(le) <= budget + 1e-12), key=float)
 over = n - (b[within] - a.get(within, 0))
-print(f"p99 <= {float(p99) * 1000:g} ms, {100 * over / max(n, 1):.2f}% over {float(sys.argv[3]):g} ms")
+n = max(n, 1)
+print(f"p99 <= {float(p99) * 1000:g} ms, {100 * over / n:.2f}% over {float(sys.argv[3]):g} ms|"
+      f"{100 * delta('freshrec_recommend_degraded_total') / n:.1f}% "
+      f"({100 * delta('freshrec_recommend_popularity_fallback_total') / n:.1f}% popularity)")
 PY
 }
 BUDGET_MS=${BUDGET_MS:-20}
 
 echo "== (a1) wrk alone: ${CONNS} connections, ${DURATION} s"
-degraded_mark
+mark_metrics
 ALONE=$(run_wrk "$DURATION"); echo "$ALONE"
-DEG_ALONE=$(degraded_share); echo "degraded answers: $DEG_ALONE"
-HND_ALONE=$(handler_latency); echo "handler: $HND_ALONE"
+SHARES=$(run_shares); HND_ALONE=${SHARES%%|*} DEG_ALONE=${SHARES#*|}
+echo "handler: $HND_ALONE; degraded answers: $DEG_ALONE"
 
 echo "== (a2) wrk while freshrec-replay ingests at up to ${RATE} events/s over HTTP"
 "$BIN/freshrec-replay" events.ndjson --http "http://127.0.0.1:$PORT" --rate "$RATE" --batch 1000 \
@@ -120,11 +123,11 @@ echo "== (a2) wrk while freshrec-replay ingests at up to ${RATE} events/s over H
 REPLAY_PID=$!
 sleep 2
 A0=$(metric freshrec_events_applied_total); T0=$(date +%s.%N)
-degraded_mark
+mark_metrics
 LOADED=$(run_wrk "$DURATION"); echo "$LOADED"
 A1=$(metric freshrec_events_applied_total); T1=$(date +%s.%N)
-DEG_LOADED=$(degraded_share); echo "degraded answers: $DEG_LOADED"
-HND_LOADED=$(handler_latency); echo "handler: $HND_LOADED"
+SHARES=$(run_shares); HND_LOADED=${SHARES%%|*} DEG_LOADED=${SHARES#*|}
+echo "handler: $HND_LOADED; degraded answers: $DEG_LOADED"
 for _ in $(seq 100); do kill -0 "$REPLAY_PID" 2>/dev/null || break; sleep 0.1; done
 kill "$REPLAY_PID" 2>/dev/null || true   # past its budget: SIGTERM, it prints what it sent
 wait "$REPLAY_PID" || true
