@@ -134,17 +134,19 @@ void Core::observe_exploration(const Event& e, std::uint32_t item) {
   explorer_->observe(e, *base_, &weak_scratch_, in_baseline);
   // Explicit baselines learn from ratings only; an impression says nothing about a rating.
   if (cfg_.explore.impression_weight > 0.0f && cfg_.sgd.enabled && !explicit_) {
-    // One user's weak negatives come in a row: one id lookup per run.
-    std::uint32_t run_user = UINT32_MAX;
-    std::optional<std::uint32_t> ukey;
-    for (const Explorer::WeakNegative& w : weak_scratch_) {
-      if (w.user != run_user) {
-        run_user = w.user;
-        ukey = user_ids_.find(explorer_->user_name(w.user));
+    // One user's weak negatives come in a row: one id lookup and one user vector per run.
+    for (std::size_t j = 0; j < weak_scratch_.size();) {
+      const std::uint32_t run_user = weak_scratch_[j].user;
+      weak_items_.clear();
+      for (; j < weak_scratch_.size() && weak_scratch_[j].user == run_user; ++j) {
+        const std::uint32_t ikey = engine_item_for(weak_scratch_[j].item);
+        if (ikey == kNone) continue;
+        prefetch_learned_item(ikey);  // the rows of a run are scattered: overlap their misses
+        weak_items_.push_back(ikey);
       }
-      if (!ukey) continue;
-      const std::uint32_t ikey = engine_item_for(w.item);
-      if (ikey != kNone) learn_weak_negative(*ukey, ikey);
+      if (weak_items_.empty()) continue;
+      if (const auto ukey = user_ids_.find(explorer_->user_name(run_user)))
+        learn_weak_negatives(*ukey, weak_items_.data(), weak_items_.size());
     }
   }
   weak_scratch_.clear();

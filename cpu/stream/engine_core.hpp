@@ -153,10 +153,12 @@ class Core {
   void init_new_item(std::uint32_t item, const float* user_vec);
   void refresh_norm(std::uint32_t item);
   float learning_factor(std::int32_t slot) const;
-  /// An impression of `item` to `user` closed without a click or purchase: one squared-loss
-  /// step toward 0 with weight explore.impression_weight (not journaled, part of the guard
-  /// cycle's undo like any other step). Users no longer tracked and unknown items are skipped.
-  void learn_weak_negative(std::uint32_t ukey, std::uint32_t ikey);
+  /// Impressions of `items[0..n)` to `user` closed without a click or purchase: per item one
+  /// squared-loss step toward 0 with weight explore.impression_weight, in order (not
+  /// journaled, part of the guard cycle's undo like any other step). The user's vector is
+  /// formed once for the run and kept in step, as learn does. Users no longer tracked are
+  /// skipped.
+  void learn_weak_negatives(std::uint32_t ukey, const std::uint32_t* items, std::size_t n);
   /// The engine's key of explorer item `explorer_item`, kNone while the engine has never seen
   /// it (cached: item keys are never renumbered).
   std::uint32_t engine_item_for(std::uint32_t explorer_item);
@@ -280,6 +282,7 @@ class Core {
   // Bandit exploration (null when explore.slots is 0): checkpointed and digested with the rest.
   std::unique_ptr<Explorer> explorer_;
   std::vector<Explorer::WeakNegative> weak_scratch_;
+  std::vector<std::uint32_t> weak_items_;  ///< observe_exploration scratch: one user's engine item keys
   std::vector<std::uint32_t> explorer_item_key_;  ///< explorer item key -> engine item key (derived)
 
   bool seen_any_ = false;

@@ -47,24 +47,37 @@ void nightly_vector(const FactorModel& m, const std::string& user, int k, std::v
 }
 }  // namespace
 
-UserPosterior* Explorer::posterior_for(const std::string& user, const FactorModel& baseline) {
+Explorer::UserEntry* Explorer::posterior_for(const std::string& user, const FactorModel& baseline) {
   auto it = users_.find(user);
   if (it != users_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
-    return &it->second.posterior;
+    return &it->second;
   }
   const int k = static_cast<int>(baseline.item_factors.cols());
   if (k <= 0) return nullptr;
   std::vector<float> prior;
   nightly_vector(baseline, user, k, prior);
   while (users_.size() >= std::max<std::size_t>(cfg_.max_users, 1)) {
+    if (const auto key = users_ids_.find(lru_.back()); key && *key < post_of_key_.size()) post_of_key_[*key] = nullptr;
     users_.erase(lru_.back());
     lru_.pop_back();
     ++counters_.evicted_users;
   }
   lru_.push_front(user);
-  auto& e = users_.emplace(user, UserEntry{UserPosterior(prior.data(), k, cfg_.explore.prior_precision), lru_.begin()}).first->second;
-  return &e.posterior;
+  return &users_.emplace(user, UserEntry{UserPosterior(prior.data(), k, cfg_.explore.prior_precision), lru_.begin()}).first->second;
+}
+
+UserPosterior* Explorer::posterior_for_key(std::uint32_t user, const FactorModel& baseline) {
+  if (user < post_of_key_.size() && post_of_key_[user]) {
+    UserEntry* e = post_of_key_[user];
+    lru_.splice(lru_.begin(), lru_, e->lru);
+    return &e->posterior;
+  }
+  UserEntry* e = posterior_for(users_ids_.id(user), baseline);
+  if (!e) return nullptr;
+  if (user >= post_of_key_.size()) post_of_key_.resize(static_cast<std::size_t>(user) + 1, nullptr);
+  post_of_key_[user] = e;  // map nodes are stable: valid until the entry is evicted or cleared
+  return &e->posterior;
 }
 
 void Explorer::rebase(const FactorModel& old_base, const FactorModel& new_base) {
@@ -74,6 +87,7 @@ void Explorer::rebase(const FactorModel& old_base, const FactorModel& new_base) 
     counters_.evicted_users += users_.size();
     users_.clear();
     lru_.clear();
+    post_of_key_.clear();
     return;
   }
   std::vector<float> old_mean, new_mean;
@@ -117,7 +131,7 @@ void Explorer::close_run(std::size_t from, std::size_t to, const FactorModel& ba
     run_y_.push_back(o.rewarded ? 1.0 : 0.0);
   }
   if (run_x_.empty()) return;
-  UserPosterior* p = posterior_for(users_ids_.id(scratch_[from].user), baseline);
+  UserPosterior* p = posterior_for_key(scratch_[from].user, baseline);
   if (!p) return;
   p->prefetch();
   counters_.posterior_updates += p->update_many(run_x_.data(), run_y_.data(), run_x_.size(), 1.0, cfg_.explore.noise_variance);
@@ -181,6 +195,10 @@ void Explorer::compact_users() {
     remap[u] = kept.intern(users_ids_.id(u));  // old key order: deterministic
   }
   tracker_.remap_users(remap);
+  std::vector<UserEntry*> post(kept.size(), nullptr);
+  for (std::uint32_t u = 0; u < remap.size() && u < post_of_key_.size(); ++u)
+    if (remap[u] != UINT32_MAX) post[remap[u]] = post_of_key_[u];
+  post_of_key_ = std::move(post);
   users_ids_ = std::move(kept);
 }
 
@@ -288,10 +306,7 @@ void Explorer::restore(std::istream& in) {
     if (next.users_ids_.intern(s) != i) r.fail("explorer: duplicate user id");
   }
   next.evidence_.counts() = r.get_vector<float>();
-  next.tracker_.load(r);
-  bool users_ok = true;
-  next.tracker_.for_each_pending_user([&](std::uint32_t u) { users_ok = users_ok && u < n_users; });
-  if (!users_ok) r.fail("explorer: pending impression of an unknown user");
+  next.tracker_.load(r, static_cast<std::uint32_t>(std::min<std::uint64_t>(n_users, UINT32_MAX)));
   const auto n_cold = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_cold; ++i) next.cold_.push_back(r.get_string());
   const auto n_post = r.get<std::uint64_t>();

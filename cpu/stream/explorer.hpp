@@ -49,6 +49,12 @@ struct ExplorerCounters {
 class Explorer {
  public:
   explicit Explorer(ExplorerConfig cfg);
+  // The LRU iterators and post_of_key_ point into this object's own containers: a copy would
+  // share them, a move keeps them valid (node-based containers move their nodes).
+  Explorer(const Explorer&) = delete;
+  Explorer& operator=(const Explorer&) = delete;
+  Explorer(Explorer&&) = default;
+  Explorer& operator=(Explorer&&) = default;
 
   /// Feeds one accepted event (call after StreamEngine::apply): an impression starts its
   /// reward window; a click or purchase of a shown item is a reward; outcomes whose window
@@ -115,7 +121,9 @@ class Explorer {
     UserPosterior posterior;
     std::list<std::string>::iterator lru;
   };
-  UserPosterior* posterior_for(const std::string& user, const FactorModel& baseline);
+  UserEntry* posterior_for(const std::string& user, const FactorModel& baseline);
+  /// The same for a user key of users_ids_, through post_of_key_ (no string hashing).
+  UserPosterior* posterior_for_key(std::uint32_t user, const FactorModel& baseline);
   std::uint32_t item_key(const std::string& item);
   /// Closes scratch_[from, to), outcomes of one user: counters and evidence per outcome, one
   /// posterior lookup and one batched posterior update (UserPosterior::update_many).
@@ -134,6 +142,7 @@ class Explorer {
   ItemEvidence evidence_;                               ///< by explorer item key (impressions seen)
   std::list<std::string> lru_;                          ///< most recent first
   std::unordered_map<std::string, UserEntry> users_;
+  std::vector<UserEntry*> post_of_key_;                 ///< users_ids_ key -> its entry in users_, or null (derived)
   std::vector<std::string> cold_;                       ///< stream-born items, newest last
   std::vector<ImpressionOutcome> scratch_;
   std::vector<std::uint32_t> impression_keys_;  ///< observe scratch

@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <unordered_map>
 #include <vector>
 
 #include "cpu/stream/binary_io.hpp"
@@ -20,13 +19,19 @@ struct ImpressionOutcome {
   double shown_at = 0.0;    ///< event time of the impression (epoch seconds)
 };
 
-/// Pending impressions in event-time order (host memory: about 40 bytes per impression plus
-/// 4 bytes per tracked item and a hash-map entry per user with pending impressions). At most
+/// Pending impressions in event-time order (host memory: about 32 bytes per impression and
+/// 29 per tracked item, plus a hash-map entry per user with pending impressions). At most
 /// `max_pending` are held; beyond that the oldest is closed early (its unrewarded items become
 /// weak negatives), so memory stays bounded whatever the traffic.
+///
+/// Layout: the items of all pending impressions sit in one ring in arrival order, and each
+/// user keeps a flat list of (item, time, ring index) for its own pending impressions, so a
+/// click scans one contiguous array instead of chasing every impression the user was shown
+/// (a heavy user can hold hundreds inside the reward window).
 class ImpressionTracker {
  public:
   /// `window_seconds` > 0; `max_items` caps the items tracked per impression (rank order).
+  /// User keys are dense indexes: memory grows with the largest key seen (32 B per key).
   ImpressionTracker(double window_seconds, std::size_t max_pending, std::size_t max_items);
 
   /// Records that `user` was shown `items` (rank order) at event time `t`. Outcomes of
@@ -46,7 +51,8 @@ class ImpressionTracker {
   /// Calls f(user key) once for every user with a pending impression (any order).
   template <typename F>
   void for_each_pending_user(F&& f) const {
-    for (const auto& entry : by_user_) f(entry.first);
+    for (std::size_t u = 0; u < by_user_.size(); ++u)
+      if (by_user_[u].head < by_user_[u].shown.size()) f(static_cast<std::uint32_t>(u));
   }
   /// Renumbers the user keys: user u becomes remap[u] (every pending user must have one).
   void remap_users(const std::vector<std::uint32_t>& remap);
@@ -54,25 +60,43 @@ class ImpressionTracker {
 
   /// Canonical encoding (part of the checkpoint and the state digest).
   void save(BinaryWriter& w) const;
-  /// Replaces the state with what save() wrote; throws IntegrityError on malformed bytes.
-  void load(BinaryReader& r);
+  /// Replaces the state with what save() wrote; throws IntegrityError on malformed bytes or
+  /// a user key >= `user_limit` (the keys the caller knows).
+  void load(BinaryReader& r, std::uint32_t user_limit);
 
  private:
   struct Pending {
     std::uint64_t seq = 0;
-    std::uint32_t user = 0;
     double t = 0.0;
-    std::vector<std::uint32_t> items;
-    std::vector<std::uint8_t> rewarded;
+    std::uint64_t first = 0;  ///< ring index of its first item
+    std::uint32_t user = 0;
+    std::uint32_t n = 0;      ///< items tracked (deduplicated, at most max_items)
+  };
+  struct Shown {
+    double t = 0.0;           ///< the impression's event time
+    std::uint64_t index = 0;  ///< ring index of the item
+    std::uint32_t item = 0;
+  };
+  struct UserPending {
+    std::vector<Shown> shown;  ///< oldest first; [head, size) are pending
+    std::size_t head = 0;
   };
   void close_front(std::vector<ImpressionOutcome>& out);
+  void push(std::uint32_t user, double t, const std::uint32_t* items, std::size_t n, const std::uint8_t* rewarded);
+  std::uint8_t& rewarded_at(std::uint64_t index) { return rewarded_[static_cast<std::size_t>(index - ring_base_)]; }
 
   double window_;
   std::size_t max_pending_;
   std::size_t max_items_;
   std::uint64_t next_seq_ = 0;
   std::deque<Pending> queue_;  ///< arrival order; queue_[i].seq == queue_.front().seq + i
-  std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> by_user_;  ///< seqs of each user's pending impressions
+  std::deque<std::uint32_t> items_;     ///< the ring: items of the pending impressions, arrival order
+  std::deque<std::uint8_t> rewarded_;   ///< parallel to items_
+  std::uint64_t ring_base_ = 0;         ///< ring index of items_.front()
+  /// By user key: user keys are dense indexes (the explorer's compacted user keys), so a
+  /// vector, not a hash map, and a user's list is freed when its last impression closes.
+  std::vector<UserPending> by_user_;
+  std::vector<std::uint32_t> dedup_;    ///< on_impression scratch
 };
 
 }  // namespace freshrec::stream

@@ -252,23 +252,26 @@ void Core::learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng, bool neg
   ++user_updates_[slot];
 }
 
-void Core::learn_weak_negative(std::uint32_t ukey, std::uint32_t ikey) {
+void Core::learn_weak_negatives(std::uint32_t ukey, const std::uint32_t* items, std::size_t n) {
   const std::int32_t slot = user_slot_[ukey];
   if (slot < 0) return;  // evicted since the impression: its fresh layer is gone
   const auto& sc = cfg_.sgd;
-  const bool item_initialising =
-      item_base_row_[ikey] < 0 && item_init_[ikey] < static_cast<std::uint32_t>(cfg_.new_items.min_events);
-  if (item_initialising && item_init_[ikey] == 0) return;  // no vector yet to push away from
   float* uvec = scratch_u_.data();
-  user_vector(slot, ukey, uvec);
+  user_vector(slot, ukey, uvec);  // kept equal to p_u + d_u by every step below
   // The user's rate without advancing its decay counter: a weak negative is not an interaction.
   const float f = learning_factor(slot);
   const float lr_u = sc.user_learning_rate * f;
-  const float lr_i = item_initialising ? 0.0f : sc.item_learning_rate * f;
   const std::int32_t ubr = user_base_row_[ukey];
   const float* p = ubr >= 0 ? base_->user_factors.row(ubr).data() : zeros_.data();
   with_k(k_, [&](auto kk) {
-    sgd_step(kk, slot, ukey, ikey, 0.0f, cfg_.explore.impression_weight, lr_u, lr_i, false, uvec, p);
+    for (std::size_t j = 0; j < n; ++j) {
+      const std::uint32_t ikey = items[j];
+      const bool item_initialising =
+          item_base_row_[ikey] < 0 && item_init_[ikey] < static_cast<std::uint32_t>(cfg_.new_items.min_events);
+      if (item_initialising && item_init_[ikey] == 0) continue;  // no vector yet to push away from
+      const float lr_i = item_initialising ? 0.0f : sc.item_learning_rate * f;
+      sgd_step(kk, slot, ukey, ikey, 0.0f, cfg_.explore.impression_weight, lr_u, lr_i, false, uvec, p);
+    }
   });
 }
 

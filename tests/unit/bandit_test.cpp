@@ -313,7 +313,7 @@ TEST(Impressions, BoundedAndCheckpointed) {
   tr.save(w);
   ImpressionTracker back(1.0, 3, 2);
   BinaryReader r(w.bytes());
-  back.load(r);
+  back.load(r, 5);
   BinaryWriter w2;
   back.save(w2);
   EXPECT_EQ(w.bytes(), w2.bytes());
@@ -325,7 +325,10 @@ TEST(Impressions, BoundedAndCheckpointed) {
   std::vector<char> truncated(w.bytes().begin(), w.bytes().end() - 3);
   BinaryReader tr_r(truncated);
   ImpressionTracker t3(1.0, 3, 2);
-  EXPECT_THROW(t3.load(tr_r), IntegrityError);
+  EXPECT_THROW(t3.load(tr_r, 5), IntegrityError);
+  BinaryReader unknown_user(w.bytes());
+  ImpressionTracker t4(1.0, 3, 2);
+  EXPECT_THROW(t4.load(unknown_user, 4), IntegrityError);  // user 4 has a pending impression
 }
 
 // ---------------------------------------------------------------- latency budget
