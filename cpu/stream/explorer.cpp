@@ -117,12 +117,16 @@ std::int32_t Explorer::item_row(std::uint32_t key, const FactorModel& baseline) 
 }
 
 void Explorer::close_run(std::size_t from, std::size_t to, const FactorModel& baseline) {
+  // Only Thompson draws from the posterior: greedy and epsilon keep none (the impression
+  // loop, rewards, evidence and weak negatives still run for them).
+  const bool learn = cfg_.explore.policy == ExplorePolicy::kThompson;
   run_x_.clear();
   run_y_.clear();
   for (std::size_t j = from; j < to; ++j) {
     const ImpressionOutcome& o = scratch_[j];
     (o.rewarded ? counters_.rewards : counters_.weak_negatives) += 1;
     evidence_.add(o.item, 1.0f);
+    if (!learn) continue;
     const std::int32_t row = item_row(o.item, baseline);
     if (row < 0) continue;  // no vector: nothing to learn about the user
     run_x_.push_back(baseline.item_factors.row(row).data());

@@ -123,7 +123,8 @@ struct StreamConfig {
   /// watermark, and recommend is the greedy ranking. With slots > 0 the engine tracks
   /// impressions (rewards, weak negatives into the SGD with weight impression_weight), keeps
   /// per-user Thompson posteriors and gives at most `slots` of the top-k to exploration.
-  /// Host memory when on: at most 100000 posteriors (least recently active evicted), each
+  /// Only the thompson policy keeps posteriors (greedy and epsilon run the impression loop
+  /// alone). Host memory when on: at most 100000 posteriors (least recently active evicted), each
   /// 8 (k(k+1)/2 + k) + 8 bytes (17 KiB at k = 64), plus the pending impressions (bounded by
   /// max_pending_impressions), one id string per item the explorer has seen and one per user
   /// with a pending impression (at most 2 max_pending_impressions + 1024 user ids held).

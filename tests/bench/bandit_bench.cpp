@@ -125,12 +125,16 @@ int main(int argc, char** argv) {
   on.explore.slots = 2;
   StreamConfig on_no_sgd = on;
   on_no_sgd.explore.impression_weight = 0.0f;
-  std::vector<double> base_eps, bandit_eps, book_eps;
+  // The impression loop alone (rewards, weak negatives into the SGD), no posteriors: what the
+  // greedy and epsilon policies run; the difference to `on` is Thompson's own cost.
+  StreamConfig loop_only = on;
+  loop_only.explore.policy = stream::ExplorePolicy::kGreedy;
+  std::vector<double> base_eps, bandit_eps, book_eps, loop_eps;
   StreamCounters last{};
   // Each engine first ingests the warm-up events (a fresh engine meets every id, posterior
   // and row for the first time: costs a long-lived updater has paid long ago), then the timed
   // ones; both rates are kept ("cold": the warm-up events from a fresh engine).
-  std::vector<double> base_cold, bandit_cold, book_cold;
+  std::vector<double> base_cold, bandit_cold, book_cold, loop_cold;
   const auto warm_end = traffic.events.begin() + o.warmup;
   auto run = [&](const StreamConfig& cfg, std::vector<double>& out, StreamCounters* counters, std::vector<double>* cold = nullptr) {
     StreamEngine engine(cfg, model);
@@ -151,9 +155,11 @@ int main(int argc, char** argv) {
     run(sc, base_eps, nullptr, &base_cold);
     run(on, bandit_eps, &last, &bandit_cold);
     run(on_no_sgd, book_eps, nullptr, &book_cold);
+    run(loop_only, loop_eps, nullptr, &loop_cold);
   }
   const double b = quantile(base_eps, 0.5), w = quantile(bandit_eps, 0.5), n = quantile(book_eps, 0.5);
   const double bc = quantile(base_cold, 0.5), wc = quantile(bandit_cold, 0.5), nc = quantile(book_cold, 0.5);
+  const double l = quantile(loop_eps, 0.5), lc = quantile(loop_cold, 0.5);
   std::printf("ingest (%d users, %d items, k=%d; %d timed events after %d warm-up events, 10%% impressions of 10 items;"
               " median of %d reps)\n", o.users, o.items, o.k, o.events, o.warmup, o.reps);
   std::printf("  %-40s %12s %8s %14s %8s\n", "engine", "events/s", "cost", "cold events/s", "cost");
@@ -161,6 +167,9 @@ int main(int argc, char** argv) {
   std::printf("  %-40s %12.0f %7.1f%% %14.0f %7.1f%%\n", "exploration on (slots 2)", w, 100.0 * (1.0 - w / b), wc, 100.0 * (1.0 - wc / bc));
   std::printf("  %-40s %12.0f %7.1f%% %14.0f %7.1f%%\n", "exploration on, impression_weight 0", n, 100.0 * (1.0 - n / b), nc,
               100.0 * (1.0 - nc / bc));
+  std::printf("  %-40s %12.0f %7.1f%% %14.0f %7.1f%%\n", "impression loop only (policy greedy)", l, 100.0 * (1.0 - l / b), lc,
+              100.0 * (1.0 - lc / bc));
+  std::printf("  Thompson's own cost (on vs loop only): steady %.1f%%, cold %.1f%%\n", 100.0 * (1.0 - w / l), 100.0 * (1.0 - wc / lc));
   std::printf("  rewards %llu, weak negatives %llu, explored users %llu, %zu B per posterior\n",
               static_cast<unsigned long long>(last.impression_rewards), static_cast<unsigned long long>(last.weak_negatives),
               static_cast<unsigned long long>(last.explored_users),

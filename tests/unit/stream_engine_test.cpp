@@ -816,6 +816,27 @@ TEST(StreamExplore, ExpiredImpressionsTrainWeakNegatives) {
   EXPECT_TRUE(std::isfinite(sa));
 }
 
+TEST(StreamExplore, OnlyThompsonKeepsPosteriorsTheImpressionLoopRunsForEveryPolicy) {
+  auto m = random_model(20, 40, 6);
+  const auto events = stream_with_impressions(900, 20, 40, 5);
+  StreamConfig thompson = explore_config(2), greedy = explore_config(2), epsilon = explore_config(2);
+  thompson.explore.policy = stream::ExplorePolicy::kThompson;
+  greedy.explore.policy = stream::ExplorePolicy::kGreedy;
+  epsilon.explore.policy = stream::ExplorePolicy::kEpsilon;
+  StreamEngine t(thompson, m), g(greedy, m), e(epsilon, m);
+  for (const auto& ev : events)
+    for (StreamEngine* x : {&t, &g, &e}) x->apply(ev);
+  EXPECT_GT(t.counters().explored_users, 0u);
+  EXPECT_GT(t.counters().impression_rewards, 0u);
+  for (StreamEngine* x : {&g, &e}) {
+    EXPECT_EQ(x->counters().explored_users, 0u);  // nothing reads a posterior under these policies
+    // Rewards and weak negatives (the impression loop) are the same for every policy.
+    EXPECT_EQ(x->counters().impression_rewards, t.counters().impression_rewards);
+    EXPECT_EQ(x->counters().weak_negatives, t.counters().weak_negatives);
+    EXPECT_EQ(x->learned_state_digest(), t.learned_state_digest());
+  }
+}
+
 TEST(StreamExplore, SlotsZeroLeavesStateAndRankingUnchanged) {
   auto m = random_model(20, 40, 6);
   StreamConfig plain = quiet_config();
