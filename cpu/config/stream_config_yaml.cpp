@@ -33,6 +33,8 @@ void read_source(YamlSection& s, SourceSettings& src) {
   s.get("path", src.path);
   s.get("poll_ms", src.poll_ms, 1, 60'000);
   get_size(s, "max_line_bytes", src.max_line_bytes, 256, 1LL << 30);
+  get_size(s, "apply_batch", src.apply_batch, 1, 65536);
+  s.get("apply_hold_ms", src.apply_hold_ms, 0.0, 1000.0);
   if ((src.type == SourceType::kFile || src.type == SourceType::kFollow) && src.path.empty())
     s.fail("path", "required when source.type is 'file' or 'follow'");
 }

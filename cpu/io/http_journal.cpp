@@ -36,20 +36,15 @@ void HttpJournal::append(std::string_view lines) {
     left -= static_cast<std::size_t>(n);
   }
   if (::fdatasync(fd_) != 0) throw IoError(path_ + ": journal fdatasync failed: " + std::strerror(errno));
-  ++appends_;
+  appends_.fetch_add(1, std::memory_order_release);
   lock.unlock();
   appended_.notify_all();
 }
 
 std::uint64_t HttpJournal::wait_for_append(std::uint64_t seen, int timeout_ms) {
   std::unique_lock<std::mutex> lock(mutex_);
-  appended_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return appends_ != seen; });
-  return appends_;
-}
-
-std::uint64_t HttpJournal::appends() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return appends_;
+  appended_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return appends_.load() != seen; });
+  return appends_.load();
 }
 
 namespace {

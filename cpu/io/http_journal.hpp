@@ -9,6 +9,7 @@
 /// journal holds beyond it — an acknowledged event is applied exactly once. The journal is
 /// never rewritten; rotate it only while the updater is stopped (or accept the follow
 /// source's rotation rules: the old file is finished first).
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -36,8 +37,9 @@ class HttpJournal {
   /// Blocks up to `timeout_ms` until an append newer than `seen` happened; returns the
   /// current append count (compare with `seen` to know whether anything came).
   std::uint64_t wait_for_append(std::uint64_t seen, int timeout_ms);
-  /// Appends so far (monotonic).
-  std::uint64_t appends() const;
+  /// Appends so far (monotonic). Lock-free: the updater reads it before every line, and
+  /// must not queue behind an append's fdatasync (milliseconds) to do so.
+  std::uint64_t appends() const noexcept { return appends_.load(std::memory_order_acquire); }
   const std::string& path() const noexcept { return path_; }
 
  private:
@@ -45,7 +47,8 @@ class HttpJournal {
   int fd_ = -1;
   mutable std::mutex mutex_;
   std::condition_variable appended_;
-  std::uint64_t appends_ = 0;
+  /// Written under mutex_ (so wait_for_append's predicate cannot miss a wake-up), read without.
+  std::atomic<std::uint64_t> appends_{0};
 };
 
 /// The updater's side: a followed-file source on the journal whose wait() wakes on an

@@ -57,11 +57,15 @@ ApplyResult StreamEngine::apply(const Event& event) {
   return impl_->core->apply(event);
 }
 
-void StreamEngine::apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns) {
+std::size_t StreamEngine::apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns,
+                                      std::uint64_t max_hold_ns) {
+  using Clock = std::chrono::steady_clock;
   std::unique_lock lock(impl_->mutex);
   stream::Core& core = *impl_->core;
+  const bool timed = apply_ns || max_hold_ns > 0;
+  const auto held_since = timed ? Clock::now() : Clock::time_point{};
+  auto t0 = held_since;
   for (std::size_t j = 0; j < n; ++j) {
-    const auto t0 = apply_ns ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {
       results[j] = core.apply(events[j]);
     } catch (const InputError& e) {
@@ -69,10 +73,15 @@ void StreamEngine::apply_batch(const Event* events, std::size_t n, ApplyResult* 
       // is only a rejected one and the rest of the batch still runs.
       results[j] = ApplyResult{false, std::string("engine error: ") + e.what(), true};
     }
-    if (apply_ns)
-      apply_ns[j] = static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+    if (!timed) continue;
+    const auto t1 = Clock::now();
+    if (apply_ns) apply_ns[j] = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    t0 = t1;
+    if (max_hold_ns > 0 &&
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - held_since).count()) >= max_hold_ns)
+      return j + 1;
   }
+  return n;
 }
 
 Recommendation StreamEngine::recommend(const RecommendRequest& request) const {

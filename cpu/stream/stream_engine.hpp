@@ -104,9 +104,12 @@ class StreamEngine {
   /// under one writer lock: readers (recommend, features) let a waiting writer in first, so
   /// under steady read load the writer waits up to one read per lock, and a batch pays that
   /// wait once for n events. results[j] gets event j's result; apply_ns, when not null,
-  /// event j's own apply time in nanoseconds. Readers wait for the whole batch: keep it
-  /// small (the updater's batches are at most 64 events, ~0.2 ms).
-  void apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns = nullptr);
+  /// event j's own apply time in nanoseconds. Readers wait for the whole batch, so
+  /// `max_hold_ns` > 0 bounds it: the lock is released once that long has passed since it was
+  /// taken (after at least one event). Returns how many events (a prefix) were applied; the
+  /// caller passes the rest again.
+  std::size_t apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns = nullptr,
+                          std::uint64_t max_hold_ns = 0);
 
   /// Top-k over the whole catalogue, exact, with the blend and request context.
   Recommendation recommend(const RecommendRequest& request) const;

@@ -147,7 +147,6 @@ class StreamUpdater {
     std::uint64_t line = 0, byte_offset = 0;
     std::string text;  ///< the raw line, for its dead letter if the engine rejects it
   };
-  static constexpr std::size_t kApplyBatch = 64;
   std::vector<Event> batch_events_;
   std::vector<BatchedLine> batch_lines_;
   std::vector<ApplyResult> batch_results_;
@@ -168,6 +167,7 @@ class StreamUpdater {
   std::uint64_t parse_errors_ = 0;
   std::uint64_t oversized_ = 0;
   std::uint64_t engine_errors_ = 0;
+  std::uint64_t apply_holds_ = 0;  ///< engine lock holds by flush_batch, this run (not checkpointed)
   std::uint64_t dead_letters_total_ = 0;
   // This process only.
   std::uint64_t run_lines_ = 0;

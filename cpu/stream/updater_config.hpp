@@ -31,6 +31,12 @@ struct SourceSettings {
   std::string path;            ///< NDJSON file (file, follow); ignored for stdin
   int poll_ms = 200;           ///< follow/stdin: sleep between polls when no new line is there
   std::size_t max_line_bytes = std::size_t{1} << 20;  ///< longer lines are dead-lettered, not buffered
+  /// Parsed events applied together under one engine lock (at most this many; fewer when
+  /// the source has nothing more right now, so a trickle is applied at once).
+  std::size_t apply_batch = 512;
+  /// Longest hold of the engine lock by one batch, milliseconds (0 = the whole batch): what a
+  /// recommend may wait for the writer. A batch that takes longer is applied in several holds.
+  double apply_hold_ms = 1.0;
 };
 
 /// "checkpoint:" — durable state + source offset as one atomic file.

@@ -7,7 +7,8 @@
 //     remote source is artificially slowed to 100 ms; p50/p99/max of the whole request.
 //
 //   build/tests/bench/bandit_bench [--users N] [--items N] [--k K] [--events N] [--reps N] [--only 1|2]
-//   (--only 1 / 2: only the ingest with exploration on / off, for a profiler)
+//   (--only 1 / 2 / 3 / 4: only the ingest with exploration on / off / the impression loop alone /
+//   the loop without weak-negative SGD steps, for a profiler)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -147,8 +148,13 @@ int main(int argc, char** argv) {
     if (counters) *counters = engine.counters();
   };
   if (o.only) {
-    for (int rep = 0; rep < o.reps; ++rep) run(o.only == 1 ? on : sc, bandit_eps, &last);
-    std::printf("exploration %s: %.0f events/s (median of %d)\n", o.only == 1 ? "on" : "off", quantile(bandit_eps, 0.5), o.reps);
+    StreamConfig loop_no_sgd = loop_only;
+    loop_no_sgd.explore.impression_weight = 0.0f;
+    const StreamConfig* pick[] = {&on, &sc, &loop_only, &loop_no_sgd};
+    const char* names[] = {"exploration on", "exploration off", "impression loop only", "impression loop only, impression_weight 0"};
+    const int at = std::min(std::max(o.only, 1), 4) - 1;
+    for (int rep = 0; rep < o.reps; ++rep) run(*pick[at], bandit_eps, &last);
+    std::printf("%s: %.0f events/s (median of %d)\n", names[at], quantile(bandit_eps, 0.5), o.reps);
     return 0;
   }
   for (int rep = 0; rep < o.reps; ++rep) {

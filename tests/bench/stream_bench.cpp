@@ -23,6 +23,7 @@
 #include "cpu/data/ndjson_event_parser.hpp"
 #include "cpu/stream/source.hpp"
 #include "cpu/stream/stream_engine.hpp"
+#include "cpu/stream/updater_config.hpp"
 
 using namespace freshrec;
 
@@ -81,7 +82,8 @@ struct Ingest {
 // The updater's hot loop: source line → simdjson parse in place → Event → engine.apply,
 // one event per call (batch = 1) or, as freshrec-stream does, parsed into batches applied
 // under one writer lock (apply_batch).
-Ingest ingest(StreamEngine& engine, const std::string& path, bool time_each, std::size_t batch = 1) {
+Ingest ingest(StreamEngine& engine, const std::string& path, bool time_each, std::size_t batch = 1,
+              std::uint64_t max_hold_ns = 0) {
   Ingest r;
   auto source = open_file_source(path);
   NdjsonEventParser parser;
@@ -99,7 +101,9 @@ Ingest ingest(StreamEngine& engine, const std::string& path, bool time_each, std
       results[0] = engine.apply(events[0]);
       ns[0] = time_each ? static_cast<std::uint64_t>(std::chrono::duration<double, std::nano>(Clock::now() - a).count()) : 0;
     } else {
-      engine.apply_batch(events.data(), filled, results.data(), time_each ? ns.data() : nullptr);
+      for (std::size_t done = 0; done < filled;)
+        done += engine.apply_batch(events.data() + done, filled - done, results.data() + done,
+                                   time_each ? ns.data() + done : nullptr, max_hold_ns);
     }
     for (std::size_t j = 0; j < filled; ++j) {
       r.accepted += results[j].accepted;
@@ -192,13 +196,15 @@ int main(int argc, char** argv) {
   const double p50 = percentile(timed.apply_ns, 0.5) / 1e3, p99 = percentile(timed.apply_ns, 0.99) / 1e3;
 
   // 2. recommend on this thread while another ingests into the same engine, in the
-  // updater's batches (readers let a waiting writer in first; a batch pays that wait once)
-  constexpr std::size_t kServeBatch = 64;
+  // updater's batches and lock holds (source.apply_batch / apply_hold_ms: readers let a
+  // waiting writer in first; a batch pays that wait once, a reader waits at most one hold)
+  const std::size_t kServeBatch = SourceSettings{}.apply_batch;
+  const auto hold_ns = static_cast<std::uint64_t>(SourceSettings{}.apply_hold_ms * 1e6);
   StreamEngine live(config, baseline);
   std::atomic<bool> done{false};
   Ingest background;
   std::thread writer([&] {
-    background = ingest(live, path, false, kServeBatch);
+    background = ingest(live, path, false, kServeBatch, hold_ns);
     done = true;
   });
   std::vector<float> rec_ns;

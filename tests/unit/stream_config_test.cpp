@@ -56,6 +56,22 @@ TEST(StreamConfig, OverridesTakeEffect) {
   EXPECT_EQ(c.stream.windows.seconds, std::vector<double>{10.0});
 }
 
+// The writer's batch and lock-hold bound: shipped = code defaults, set and range-checked.
+TEST(StreamConfig, ApplyBatchAndHold) {
+  const StreamProcessConfig shipped = load_stream_config(std::string(FRESHREC_SOURCE_DIR) + "/configs/stream.yaml");
+  const SourceSettings d;
+  EXPECT_EQ(shipped.source.apply_batch, d.apply_batch);
+  EXPECT_EQ(shipped.source.apply_hold_ms, d.apply_hold_ms);
+  const StreamProcessConfig c =
+      parse_stream_config("source: {path: a}\n", "t.yaml", {"source.apply_batch=64", "source.apply_hold_ms=0.25"});
+  EXPECT_EQ(c.source.apply_batch, 64u);
+  EXPECT_EQ(c.source.apply_hold_ms, 0.25);
+  std::string e = error_of("source: {path: a, apply_batch: 0}\n");
+  EXPECT_NE(e.find("source.apply_batch"), std::string::npos) << e;
+  e = error_of("source: {path: a}\n", {"source.apply_hold_ms=-1"});
+  EXPECT_NE(e.find("source.apply_hold_ms"), std::string::npos) << e;
+}
+
 // The serving knobs of this session: the recommend hedge, the fault-injection delay and the
 // readers' nice value, with their defaults, ranges and the hedge <= budget check.
 TEST(StreamConfig, RecommendHedgeInjectionAndReaderNice) {
