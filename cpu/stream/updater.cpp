@@ -327,9 +327,8 @@ void StreamUpdater::flush_batch() {
   }
 }
 
-void StreamUpdater::checkpoint() {
+CheckpointRecord StreamUpdater::checkpoint_record() {
   flush_batch();  // the state must cover every line up to the recorded source offset
-  if (!store_) return;
   CheckpointRecord record;
   // Only the dead-letter bytes really on disk: a failing dead-letter file never fails the
   // checkpoint, and what it still buffers is not recorded.
@@ -341,34 +340,79 @@ void StreamUpdater::checkpoint() {
   record.baseline_version = version_;
   record.source = source_->offset();
   record.counters = counter_map();
-  try {
-    last_checkpoint_path_ = store_->write(record);
-  } catch (const IoError& e) {
-    ++checkpoint_failures_;
-    checkpoint_error_ = e.what();
-    if (options_.on_checkpoint_failure) options_.on_checkpoint_failure(checkpoint_failures_, checkpoint_error_);
-    throw;
-  }
+  lines_since_checkpoint_ = 0;
+  last_checkpoint_ = steady_seconds();
+  return record;
+}
+
+void StreamUpdater::checkpoint_written(const std::string& path, const SourceOffset& source) {
+  last_checkpoint_path_ = path;
   checkpoint_error_.clear();
   ++checkpoints_written_;
   // Only now that the state is durable may the source acknowledge upstream (Kafka commit).
-  source_->on_checkpoint(record.source);
+  source_->on_checkpoint(source);
   if (options_.on_checkpoint) options_.on_checkpoint(wall_seconds());
-  lines_since_checkpoint_ = 0;
-  last_checkpoint_ = steady_seconds();
+}
+
+void StreamUpdater::checkpoint_failed(const std::string& error) {
+  ++checkpoint_failures_;
+  checkpoint_error_ = error;
+  if (options_.on_checkpoint_failure) options_.on_checkpoint_failure(checkpoint_failures_, checkpoint_error_);
+}
+
+void StreamUpdater::checkpoint() {
+  collect_checkpoint(/*wait=*/true);  // one writer of the store at a time, in order
+  if (!store_) {
+    flush_batch();
+    return;
+  }
+  CheckpointRecord record = checkpoint_record();
+  try {
+    checkpoint_written(store_->write(record), record.source);
+  } catch (const IoError& e) {
+    checkpoint_failed(e.what());
+    throw;
+  }
+}
+
+void StreamUpdater::collect_checkpoint(bool wait) {
+  if (!in_flight_.valid()) return;
+  if (!wait && in_flight_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+  try {
+    const std::string path = in_flight_.get();
+    checkpoint_written(path, in_flight_source_);
+  } catch (const IoError& e) {
+    checkpoint_failed(e.what());
+    warn_line(std::string("checkpoint failed (ingestion goes on): ") + e.what());
+  }
 }
 
 void StreamUpdater::checkpoint_periodic() {
   // A full or read-only checkpoint disk must not stop ingestion: the failure is counted and
   // reported, the next attempt comes at the next interval, and the source acknowledges
   // nothing upstream until a checkpoint is durable again.
+  // The state is serialised here, where it is consistent; hashing and writing it (a
+  // second or more for a large state: SHA-256, write, fdatasync, rename) run on a
+  // background thread while ingestion goes on. One at a time: a trigger while the
+  // previous write runs waits for the next trigger after it.
+  collect_checkpoint(/*wait=*/false);
+  if (in_flight_.valid()) return;
+  if (!store_) {
+    flush_batch();
+    return;
+  }
+  CheckpointRecord record = checkpoint_record();
+  in_flight_source_ = record.source;
+  in_flight_ = std::async(std::launch::async,
+                          [store = store_.get(), r = std::move(record)]() mutable { return store->write(r); });
+}
+
+void StreamUpdater::checkpoint_or_warn() {
   try {
     checkpoint();
   } catch (const IoError& e) {
     // Counted (checkpoint_failures) and reported to the hook by checkpoint().
     warn_line(std::string("checkpoint failed (ingestion goes on): ") + e.what());
-    lines_since_checkpoint_ = 0;
-    last_checkpoint_ = steady_seconds();
   }
 }
 
@@ -383,11 +427,13 @@ void StreamUpdater::maybe_swap() {
   log_line("swapped to baseline " + version_ + " in " + std::to_string(steady_seconds() - t0) + " s");
   // The new baseline is part of what a restart must reproduce: checkpoint right away. A
   // failing disk does not stop ingestion here either (a restart from the previous
-  // checkpoint swaps again).
-  checkpoint_periodic();
+  // checkpoint swaps again). Written on this thread: swaps are rare, and "right away" must
+  // not wait for a later trigger when a periodic write is still running.
+  checkpoint_or_warn();
 }
 
 void StreamUpdater::periodic(bool force_stats) {
+  collect_checkpoint(/*wait=*/false);  // idle too: a finished write is acknowledged upstream at once
   const double now = steady_seconds();
   if (store_ && config_.checkpoint.every_seconds > 0 && lines_since_checkpoint_ > 0 &&
       now - last_checkpoint_ >= config_.checkpoint.every_seconds)
@@ -449,14 +495,19 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
       process_line(line);
       ++run_lines_;
       ++lines_since_checkpoint_;
-      // Only with a store: without one checkpoint() writes nothing and never resets the
-      // count, and every later line would flush the apply batch on its own (one engine lock
-      // per event).
+      // Only with a store: without one nothing is written and the count never resets, so
+      // every later line would flush the apply batch on its own (one engine lock per event).
       if (store_ && config_.checkpoint.every_events > 0 && lines_since_checkpoint_ >= config_.checkpoint.every_events)
         checkpoint_periodic();
       if (options_.stop_after_lines > 0 && run_lines_ >= options_.stop_after_lines) {
         flush_batch();
-        if (options_.crash) std::raise(SIGKILL);  // test hook: die as `kill -9` would
+        // Test hook: die as `kill -9` would, at a point where no background checkpoint write
+        // is in flight, so the checkpoints on disk are those of the lines before it (a kill
+        // during a write is what tests/fault/kill_restart.sh's random kills exercise).
+        if (options_.crash) {
+          if (in_flight_.valid()) in_flight_.wait();
+          std::raise(SIGKILL);
+        }
         stopped_by_ = "stop-after";
         break;
       }
@@ -480,7 +531,8 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
   run_elapsed_ = steady_seconds() - run_started_;
   // The last checkpoint may fail like any other (disk full): counted in the stats
   // ("checkpoint_failures") and logged, and the run still ends with its stats.
-  if (store_ && (lines_since_checkpoint_ > 0 || checkpoints_written_ == 0)) checkpoint_periodic();
+  collect_checkpoint(/*wait=*/true);
+  if (store_ && (lines_since_checkpoint_ > 0 || checkpoints_written_ == 0)) checkpoint_or_warn();
   dead_letters_->sync();
   note_dead_letters();
   {

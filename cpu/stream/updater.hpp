@@ -118,9 +118,19 @@ class StreamUpdater {
   /// After each call into the dead-letter writer: logs the start and end of a failure
   /// episode (rate-limited) and tells the on_dead_letter_writes hook.
   void note_dead_letters();
+  /// Writes a checkpoint on this thread (after any write in flight); throws IoError.
   void checkpoint();
-  /// checkpoint() for the periodic triggers: an I/O failure is counted and logged, not thrown.
+  /// The periodic triggers: serialises the state now and writes it on a background thread
+  /// (collected by collect_checkpoint); an I/O failure is counted and logged, not thrown.
   void checkpoint_periodic();
+  /// checkpoint(), with an I/O failure counted and logged instead of thrown.
+  void checkpoint_or_warn();
+  /// The state and source offset as of now (applies the pending batch first).
+  CheckpointRecord checkpoint_record();
+  /// Takes the result of the background write, if any (`wait`: blocks until it is done).
+  void collect_checkpoint(bool wait);
+  void checkpoint_written(const std::string& path, const SourceOffset& source);
+  void checkpoint_failed(const std::string& error);
   void maybe_swap();
   void run_posted();
   void periodic(bool force_stats);
@@ -167,9 +177,9 @@ class StreamUpdater {
   std::uint64_t parse_errors_ = 0;
   std::uint64_t oversized_ = 0;
   std::uint64_t engine_errors_ = 0;
-  std::uint64_t apply_holds_ = 0;  ///< engine lock holds by flush_batch, this run (not checkpointed)
   std::uint64_t dead_letters_total_ = 0;
   // This process only.
+  std::uint64_t apply_holds_ = 0;  ///< engine lock holds by flush_batch
   std::uint64_t run_lines_ = 0;
   std::uint64_t run_start_events_ = 0;
   std::uint64_t lines_since_checkpoint_ = 0;
@@ -187,6 +197,10 @@ class StreamUpdater {
   double last_checkpoint_ = 0.0;
   double last_stats_ = 0.0;
   std::uint64_t last_stats_events_ = 0;
+  // The periodic checkpoint being written in the background (declared last: its destructor
+  // waits for the write, which uses store_).
+  std::future<std::string> in_flight_;
+  SourceOffset in_flight_source_;
 };
 
 /// Routes SIGTERM and SIGINT to `stop` (set to true; without SA_RESTART, so a blocked
