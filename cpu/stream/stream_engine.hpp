@@ -105,9 +105,10 @@ class StreamEngine {
   /// under steady read load the writer waits up to one read per lock, and a batch pays that
   /// wait once for n events. results[j] gets event j's result; apply_ns, when not null,
   /// event j's own apply time in nanoseconds. Readers wait for the whole batch, so
-  /// `max_hold_ns` > 0 bounds it: the lock is released once that long has passed since it was
-  /// taken (after at least one event). Returns how many events (a prefix) were applied; the
-  /// caller passes the rest again.
+  /// `max_hold_ns` > 0 bounds it: the lock is released after at least one event once it was
+  /// held as long as this call waited to get it (the readers in flight), at least 0.1 ms and
+  /// at most max_hold_ns. Returns how many events (a prefix) were applied; the caller passes
+  /// the rest again.
   std::size_t apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns = nullptr,
                           std::uint64_t max_hold_ns = 0);
 

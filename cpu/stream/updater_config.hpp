@@ -35,8 +35,9 @@ struct SourceSettings {
   /// the source has nothing more right now, so a trickle is applied at once).
   std::size_t apply_batch = 512;
   /// Longest hold of the engine lock by one batch, milliseconds (0 = the whole batch): what a
-  /// recommend may wait for the writer. A batch that takes longer is applied in several holds.
-  double apply_hold_ms = 1.0;
+  /// recommend may wait for the writer. Each hold lasts as long as the writer waited for the
+  /// lock (at least 0.1 ms, at most this); a batch that takes longer is applied in several.
+  double apply_hold_ms = 2.0;
 };
 
 /// "checkpoint:" — durable state + source offset as one atomic file.
