@@ -495,9 +495,11 @@ nlohmann::json StreamUpdater::run(const std::atomic<bool>& stop) {
       process_line(line);
       ++run_lines_;
       ++lines_since_checkpoint_;
-      // Only with a store: without one nothing is written and the count never resets, so
-      // every later line would flush the apply batch on its own (one engine lock per event).
-      if (store_ && config_.checkpoint.every_events > 0 && lines_since_checkpoint_ >= config_.checkpoint.every_events)
+      // Only with a store (without one nothing is written and the count never resets, so
+      // every later line would flush the apply batch on its own: one engine lock per event),
+      // and not while a write is in flight (periodic() collects it within 1024 lines).
+      if (store_ && !in_flight_.valid() && config_.checkpoint.every_events > 0 &&
+          lines_since_checkpoint_ >= config_.checkpoint.every_events)
         checkpoint_periodic();
       if (options_.stop_after_lines > 0 && run_lines_ >= options_.stop_after_lines) {
         flush_batch();
