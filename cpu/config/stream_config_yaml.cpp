@@ -64,6 +64,7 @@ void read_http(YamlSection& s, HttpSettings& h) {
   s.get("admin_token_env", h.admin_token_env);
   s.get("require_token_for_events", h.require_token_for_events);
   s.get("journal", h.journal);
+  get_size(s, "max_backlog_bytes", h.max_backlog_bytes, 0, 1LL << 50);
   s.get("max_k", h.max_k, 1, 1'000'000);
   s.get("recommend_budget_ms", h.recommend_budget_ms, 0.1, 60000.0);
   s.get("recommend_hedge_ms", h.recommend_hedge_ms, 0.0, 60000.0);

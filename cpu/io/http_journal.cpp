@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cpu/util/error.hpp"
@@ -13,6 +14,8 @@ namespace freshrec {
 HttpJournal::HttpJournal(std::string path) : path_(std::move(path)) {
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) throw IoError(path_ + ": cannot open the HTTP event journal: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0) end_bytes_.store(static_cast<std::uint64_t>(st.st_size));
 }
 
 HttpJournal::~HttpJournal() {
@@ -34,6 +37,7 @@ void HttpJournal::append(std::string_view lines) {
     }
     p += n;
     left -= static_cast<std::size_t>(n);
+    end_bytes_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_release);
   }
   if (::fdatasync(fd_) != 0) throw IoError(path_ + ": journal fdatasync failed: " + std::strerror(errno));
   appends_.fetch_add(1, std::memory_order_release);
@@ -57,10 +61,17 @@ class JournalSource final : public EventSource {
   SourceStatus next(SourceLine& out) override {
     // Read the count first: an append after this point wakes the next wait().
     seen_ = journal_->appends();
-    return file_->next(out);
+    const SourceStatus status = file_->next(out);
+    // Through the line's '\n' (a cut line's tail is counted once the next line is read).
+    if (status == SourceStatus::kLine) journal_->note_read(out.byte_offset + out.text.size() + 1);
+    return status;
   }
   SourceOffset offset() const override { return file_->offset(); }
-  std::string seek(const SourceOffset& offset) override { return file_->seek(offset); }
+  std::string seek(const SourceOffset& offset) override {
+    std::string warning = file_->seek(offset);
+    journal_->note_read(file_->offset().byte_offset);  // where it resumed, exact or not
+    return warning;
+  }
   std::string describe() const override { return "http journal " + journal_->path(); }
   bool wait(int timeout_ms) override { return journal_->wait_for_append(seen_, timeout_ms) != seen_; }
   bool backlog_acknowledged() const override { return true; }

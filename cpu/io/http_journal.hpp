@@ -40,6 +40,15 @@ class HttpJournal {
   /// Appends so far (monotonic). Lock-free: the updater reads it before every line, and
   /// must not queue behind an append's fdatasync (milliseconds) to do so.
   std::uint64_t appends() const noexcept { return appends_.load(std::memory_order_acquire); }
+  /// Bytes of the journal file the reader has not consumed yet (the file's size at open plus
+  /// this process's appends, minus the reader's position; 0 when it is at the end).
+  std::uint64_t backlog_bytes() const noexcept {
+    const std::uint64_t end = end_bytes_.load(std::memory_order_acquire);
+    const std::uint64_t read = read_bytes_.load(std::memory_order_acquire);
+    return end > read ? end - read : 0;
+  }
+  /// The reader's position in the file (bytes consumed), for backlog_bytes().
+  void note_read(std::uint64_t byte_offset) noexcept { read_bytes_.store(byte_offset, std::memory_order_release); }
   const std::string& path() const noexcept { return path_; }
 
  private:
@@ -49,6 +58,8 @@ class HttpJournal {
   std::condition_variable appended_;
   /// Written under mutex_ (so wait_for_append's predicate cannot miss a wake-up), read without.
   std::atomic<std::uint64_t> appends_{0};
+  std::atomic<std::uint64_t> end_bytes_{0};   ///< file size: at open, then + each append
+  std::atomic<std::uint64_t> read_bytes_{0};  ///< the reader's byte offset
 };
 
 /// The updater's side: a followed-file source on the journal whose wait() wakes on an

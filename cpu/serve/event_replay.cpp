@@ -2,7 +2,10 @@
 // sender that counts what the target acknowledged.
 #include "cpu/serve/event_replay.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <memory>
 #include <string_view>
@@ -48,7 +51,8 @@ class Sender {
 
 class HttpSender final : public Sender {
  public:
-  HttpSender(const ReplayOptions& o, ReplaySummary& summary) : Sender(summary), options_(o), client_(o.http_url) {
+  HttpSender(const ReplayOptions& o, ReplaySummary& summary, const std::atomic<bool>* stop)
+      : Sender(summary), options_(o), client_(o.http_url), stop_(stop) {
     if (!client_.is_valid()) throw InputError("--http: not a usable URL: '" + o.http_url + "'");
     const auto secs = static_cast<time_t>(o.http_timeout_seconds);
     const auto usecs = static_cast<time_t>((o.http_timeout_seconds - static_cast<double>(secs)) * 1e6);
@@ -80,6 +84,7 @@ class HttpSender final : public Sender {
  private:
   void post() {
     int backoff_ms = 100;
+    int throttled_waits = 0;
     std::string last_problem;
     for (int attempt = 0; attempt <= options_.retries; ++attempt) {
       if (attempt > 0) {
@@ -91,6 +96,21 @@ class HttpSender final : public Sender {
       if (!r) {
         last_problem = "no answer (" + httplib::to_string(r.error()) + ")";
         continue;  // refused, reset or timed out: the server may be starting or restarting
+      }
+      // Backpressure (503 + Retry-After: the updater is behind): wait as asked and send the
+      // same batch again without using up a retry, for up to 10 minutes a batch; a stop
+      // request ends the waiting.
+      if (r->status == 503 && r->has_header("Retry-After") && throttled_waits < 600 &&
+          !(stop_ && stop_->load(std::memory_order_relaxed))) {
+        ++summary_->throttled;
+        ++throttled_waits;
+        const double wait_s = std::clamp(std::atof(r->get_header_value("Retry-After").c_str()), 0.05, 5.0);
+        for (double waited = 0; waited < wait_s && !(stop_ && stop_->load(std::memory_order_relaxed)); waited += 0.05)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        --attempt;
+        backoff_ms = 100;
+        last_problem = "HTTP 503 " + error_text(r->body);
+        continue;
       }
       if (r->status >= 500) {
         last_problem = "HTTP " + std::to_string(r->status) + " " + error_text(r->body);
@@ -129,6 +149,7 @@ class HttpSender final : public Sender {
 
   const ReplayOptions& options_;
   httplib::Client client_;
+  const std::atomic<bool>* stop_ = nullptr;
   httplib::Headers headers_;
   std::string body_;
   std::size_t lines_ = 0;
@@ -248,6 +269,7 @@ nlohmann::json ReplaySummary::to_json() const {
           {"sent", sent},
           {"failed", failed},
           {"requests", requests},
+          {"throttled", throttled},
           {"elapsed_seconds", elapsed_seconds},
           {"achieved_rate", achieved_rate()},
           {"event_time_span", event_time_span},
@@ -281,7 +303,7 @@ ReplaySummary replay_events(const ReplayOptions& options, const std::atomic<bool
   ReplaySummary summary;
   std::unique_ptr<Sender> sender;
   if (options.target == ReplayTarget::kHttp)
-    sender = std::make_unique<HttpSender>(options, summary);
+    sender = std::make_unique<HttpSender>(options, summary, stop);
   else
     sender = std::make_unique<KafkaSender>(options, summary);
 

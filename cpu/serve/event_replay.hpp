@@ -57,6 +57,7 @@ struct ReplaySummary {
   std::uint64_t sent = 0;
   std::uint64_t failed = 0;
   std::uint64_t requests = 0;       ///< HTTP requests made (retries included); Kafka: 0
+  std::uint64_t throttled = 0;      ///< HTTP 503 + Retry-After answers (backpressure) waited out
   double elapsed_seconds = 0;       ///< wall time from the first send to the last acknowledgement
   double event_time_span = 0;       ///< last minus first event time of the events sent (seconds)
   bool stopped = false;             ///< ended early by the stop flag

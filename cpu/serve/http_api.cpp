@@ -254,6 +254,19 @@ void StreamService::install_routes() {
     if (config_.http.require_token_for_events && !authorised(req, res, admin_token())) return;
     if (!journal_)
       return reply_error(res, 409, "this process ingests from source.type other than 'http'; POST /v1/events is off");
+    // Backpressure before any work: nothing of a refused body is journaled, so the client's
+    // retry of the whole body after Retry-After duplicates nothing.
+    if (const std::size_t limit = config_.http.max_backlog_bytes; limit > 0) {
+      const std::uint64_t backlog = journal_->backlog_bytes();
+      if (backlog > limit) {
+        http_events_throttled_.fetch_add(1, std::memory_order_relaxed);
+        res.set_header("Retry-After", "1");
+        return reply_error(res, 503,
+                           "ingest backlog: the journal holds " + std::to_string(backlog) +
+                               " bytes the updater has not applied yet, over http.max_backlog_bytes (" +
+                               std::to_string(limit) + "); retry later");
+      }
+    }
     thread_local NdjsonEventParser parser;
     EventView view;
     std::string reason;
@@ -412,6 +425,12 @@ std::string StreamService::metrics_text() const {
                 static_cast<double>(http_events_accepted_.load()));
   render_metric(out, "freshrec_http_events_rejected_total", "counter", "lines rejected by POST /v1/events",
                 static_cast<double>(http_events_rejected_.load()));
+  render_metric(out, "freshrec_http_events_throttled_total", "counter",
+                "POST /v1/events answered 503 because the journal backlog was over http.max_backlog_bytes",
+                static_cast<double>(http_events_throttled_.load()));
+  if (journal_)
+    render_metric(out, "freshrec_ingest_backlog_bytes", "gauge", "journal bytes acknowledged but not yet read by the updater",
+                  static_cast<double>(journal_->backlog_bytes()));
   render_metric(out, "freshrec_http_errors_total", "counter", "requests answered 404/413/5xx by the server",
                 static_cast<double>(http_errors_.load()));
   if (redis_) {

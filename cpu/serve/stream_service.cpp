@@ -107,10 +107,11 @@ nlohmann::json StreamService::run(const std::atomic<bool>& stop) {
       return open_kafka_source(c.kafka, max_line, options_.warn, kafka_stats_.get(), options_.until_eof);
     throw InputError("source.type: no serving-layer source for this type");
   };
-  o.on_event = [this](const Event& e, bool accepted, std::uint64_t ns) {
+  o.on_event = [this, caller = options_.on_event](const Event& e, bool accepted, std::uint64_t ns) {
     apply_latency_.record(static_cast<double>(ns) * 1e-9);
     (accepted ? events_accepted_ : events_rejected_).fetch_add(1, std::memory_order_relaxed);
     if (accepted && redis_) redis_->notify(e.user_id);
+    if (caller) caller(e, accepted, ns);  // the embedding program's own hook, after ours
   };
   o.on_dead_letter = [this] { dead_letters_.fetch_add(1, std::memory_order_relaxed); };
   o.on_checkpoint = [this](double wall) {
@@ -164,6 +165,7 @@ nlohmann::json StreamService::run(const std::atomic<bool>& stop) {
   }
   stats["http"] = {{"events_accepted", http_events_accepted_.load()},
                    {"events_rejected", http_events_rejected_.load()},
+                   {"posts_throttled", http_events_throttled_.load()},
                    {"recommend_requests", recommend_latency_.count()}};
   return stats;
 }

@@ -84,6 +84,7 @@ class StreamService {
   std::atomic<std::uint64_t> dead_letters_{0};
   std::atomic<std::uint64_t> http_events_accepted_{0};
   std::atomic<std::uint64_t> http_events_rejected_{0};
+  std::atomic<std::uint64_t> http_events_throttled_{0};  ///< POSTs refused by the backlog limit
   std::atomic<std::uint64_t> http_errors_{0};
   std::atomic<double> last_checkpoint_wall_{0.0};
   std::atomic<std::uint64_t> checkpoint_failures_{0};

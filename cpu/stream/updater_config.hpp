@@ -68,8 +68,8 @@ struct HttpSettings {
   /// Nice value added to the threads that answer requests (HTTP workers and the recommend
   /// fetchers), 0-19: on a machine short of cores, readers then yield CPU to the single
   /// writer thread that applies events (freshness first). 0 = same priority as the writer.
-  /// Measured on 2 cores under wrk + 100K events/s offered: 0 / 5 / 10 / 19 applied 14.0K /
-  /// 23.0K / 27.9K / 33.5K events/s at 2794 / 2570 / 2403 / 2249 requests/s.
+  /// Measured on 2 cores under wrk + 100K events/s offered: 0 / 10 applied 79.8K / 99.8K
+  /// events/s.
   int reader_nice = 10;
   std::size_t max_body_bytes = std::size_t{16} << 20;  ///< larger bodies get 413
   double request_timeout_seconds = 5.0;   ///< read/write timeout of one request
@@ -77,6 +77,11 @@ struct HttpSettings {
   std::string admin_token_env = "FRESHREC_ADMIN_TOKEN";  ///< env var holding the token when admin_token is ""
   bool require_token_for_events = false;  ///< POST /v1/events needs the token too
   std::string journal = "stream-http-journal.ndjson";  ///< where accepted POSTed lines are appended (fsync before 200)
+  /// Backpressure: POST /v1/events answers 503 (Retry-After: 1) while the journal holds more
+  /// than this many bytes the updater has not read yet, so a sustained overload makes
+  /// clients back off instead of growing the journal and the freshness lag without bound.
+  /// 256 MiB is ~2M events, ~20 s of 100K events/s. 0 = no limit.
+  std::size_t max_backlog_bytes = std::size_t{256} << 20;
   int max_k = 1000;                       ///< largest k a recommend request may ask for
   double recommend_budget_ms = 20.0;      ///< deadline of one recommend's signal gathering (late signals are dropped)
   /// The nightly-only fallback ranking starts only when the full blend is still running this

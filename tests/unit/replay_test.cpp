@@ -218,6 +218,33 @@ TEST_F(Replay, HttpSourceAppliesEveryEventAtTheChosenRate) {
   EXPECT_EQ(svc.stop()["events"], 50);
 }
 
+// Backpressure: while the updater is behind (stalled here for 0.6 s by the first event)
+// the service answers 503 + Retry-After; the replay waits as asked, without using up its
+// retries, and every event still arrives once.
+TEST_F(Replay, HttpBackpressureIsWaitedOutAndEveryEventArrivesOnce) {
+  StreamProcessConfig c = http_config("backpressure");
+  c.http.max_backlog_bytes = 300;
+  UpdaterOptions o;
+  o.log = nullptr;
+  o.warn = nullptr;
+  std::atomic<bool> stalled_once{false};
+  o.on_event = [&](const Event&, bool, std::uint64_t) {
+    if (!stalled_once.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  };
+  RunningService svc(c, o);
+  ASSERT_TRUE(eventually(20, [&] { return svc.ready(); })) << svc.error();
+  const std::string path = write_lines(*dir_, "backpressure.ndjson", make_events(50));
+  const ReplayRun r = replay(*dir_, {path, "--http", svc.url(), "--batch", "5", "--retries", "1", "--quiet"});
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_EQ(r.summary["sent"], 50) << r.summary.dump();
+  EXPECT_EQ(r.summary["failed"], 0);
+  EXPECT_GE(r.summary["throttled"].get<int>(), 1) << r.summary.dump();
+  ASSERT_TRUE(eventually(5, [&] { return svc.applied() == 50; })) << svc.applied();
+  const nlohmann::json stats = svc.stop();
+  EXPECT_EQ(stats["events"], 50);
+  EXPECT_EQ(stats["http"]["posts_throttled"], r.summary["throttled"]);
+}
+
 TEST_F(Replay, HttpSpeedupCompressesEventTime) {
   RunningService svc(http_config("speedup"));
   ASSERT_TRUE(eventually(20, [&] { return svc.ready(); })) << svc.error();

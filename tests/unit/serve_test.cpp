@@ -2,6 +2,8 @@
 // free loopback port, and Kafka through librdkafka's built-in mock cluster (a real Kafka
 // protocol endpoint on loopback). The running-shoes story end to end, the HTTP error
 // cases, and a two-process scale-out run with a rebalance in the middle.
+#include <filesystem>
+
 #include "tests/unit/serve_fixture.hpp"
 
 namespace freshrec {
@@ -429,6 +431,58 @@ TEST_F(Serve, AcknowledgedHttpEventsSurviveARestartExactlyOnce) {
   ASSERT_TRUE(eventually(5, [&] { return get_json(again.http(), "/v1/features/j3")["session_click_count"] == 1; }));
   EXPECT_EQ(get_json(again.http(), "/v1/features/j1")["session_click_count"], 1);  // not applied twice
   EXPECT_EQ(again.stop()["events"], 3);
+}
+
+// Backpressure: while the journal holds more unread bytes than http.max_backlog_bytes (the
+// writer stalled here by the embedding program's on_event hook), POST /v1/events answers 503
+// with Retry-After and journals nothing of the body; once the updater catches up, posts are
+// accepted again, and every acknowledged event is applied once.
+TEST_F(Serve, AJournalBacklogOverTheLimitAnswers503AndLosesNothing) {
+  StreamProcessConfig c = base_config("backlog");
+  c.source.type = SourceType::kHttp;
+  c.http.journal = dir_->file("journal-backlog.ndjson");
+  c.http.max_backlog_bytes = 400;
+  UpdaterOptions o = quiet();
+  std::atomic<bool> stalled{false}, release{false};
+  o.on_event = [&](const Event& e, bool, std::uint64_t) {
+    if (e.user_id != "stall") return;
+    stalled = true;
+    for (int i = 0; i < 2000 && !release; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  RunningService svc(c, o);
+  ASSERT_TRUE(eventually(20, [&] { return svc.ready(); })) << svc.error();
+  auto& h = svc.http();
+  const double t = data_end();
+  auto r = h.Post("/v1/events", event_line("stall", "i1", "click", t) + "\n", "application/x-ndjson");
+  ASSERT_TRUE(r && r->status == 200);
+  ASSERT_TRUE(eventually(5, [&] { return stalled.load(); }));
+  // Accepted: the backlog was empty. It now holds the whole body (> 400 bytes).
+  std::string body;
+  for (int i = 0; i < 8; ++i) body += event_line("bp-" + std::to_string(i), "i2", "click", t + 1 + i) + "\n";
+  ASSERT_GT(body.size(), 400u);
+  r = h.Post("/v1/events", body, "application/x-ndjson");
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+  const auto journal_size = std::filesystem::file_size(c.http.journal);
+  r = h.Post("/v1/events", event_line("refused", "i3", "click", t + 20) + "\n", "application/x-ndjson");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  const std::string why = nlohmann::json::parse(r->body)["error"].get<std::string>();
+  EXPECT_NE(why.find("http.max_backlog_bytes"), std::string::npos) << why;
+  EXPECT_EQ(std::filesystem::file_size(c.http.journal), journal_size);  // nothing of it journaled
+  const std::string m = h.Get("/metrics")->body;
+  EXPECT_EQ(metric(m, "freshrec_http_events_throttled_total"), 1);
+  EXPECT_GT(metric(m, "freshrec_ingest_backlog_bytes"), 400);
+  // The writer goes on: the backlog drains and posts are accepted again.
+  release = true;
+  ASSERT_TRUE(eventually(10, [&] { return metric(h.Get("/metrics")->body, "freshrec_ingest_backlog_bytes") == 0; }));
+  r = h.Post("/v1/events", event_line("after", "i3", "click", t + 30) + "\n", "application/x-ndjson");
+  ASSERT_TRUE(r && r->status == 200) << r->body;
+  ASSERT_TRUE(eventually(5, [&] { return get_json(h, "/v1/features/after")["session_click_count"] == 1; }));
+  EXPECT_EQ(get_json(h, "/v1/features/refused")["session_click_count"], 0);  // never applied
+  const nlohmann::json stats = svc.stop();
+  EXPECT_EQ(stats["events"], 10);  // stall + 8 + after, each once
+  EXPECT_EQ(stats["http"]["posts_throttled"], 1);
 }
 
 // ------------------------------------------------------------------ scale-out

@@ -72,6 +72,15 @@ TEST(StreamConfig, ApplyBatchAndHold) {
   EXPECT_NE(e.find("source.apply_hold_ms"), std::string::npos) << e;
 }
 
+// The HTTP ingest backpressure limit: shipped = code default, 0 (no limit) allowed.
+TEST(StreamConfig, MaxBacklogBytes) {
+  const StreamProcessConfig shipped = load_stream_config(std::string(FRESHREC_SOURCE_DIR) + "/configs/stream.yaml");
+  EXPECT_EQ(shipped.http.max_backlog_bytes, HttpSettings{}.max_backlog_bytes);
+  EXPECT_EQ(parse_stream_config("source: {path: a}\n", "t.yaml", {"http.max_backlog_bytes=0"}).http.max_backlog_bytes, 0u);
+  const std::string e = error_of("source: {path: a}\n", {"http.max_backlog_bytes=-5"});
+  EXPECT_NE(e.find("http.max_backlog_bytes"), std::string::npos) << e;
+}
+
 // The serving knobs of this session: the recommend hedge, the fault-injection delay and the
 // readers' nice value, with their defaults, ranges and the hedge <= budget check.
 TEST(StreamConfig, RecommendHedgeInjectionAndReaderNice) {
