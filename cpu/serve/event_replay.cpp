@@ -84,7 +84,7 @@ class HttpSender final : public Sender {
  private:
   void post() {
     int backoff_ms = 100;
-    int throttled_waits = 0;
+    double throttled_s = 0.0;  // waited out on this batch after 503 + Retry-After
     std::string last_problem;
     for (int attempt = 0; attempt <= options_.retries; ++attempt) {
       if (attempt > 0) {
@@ -100,13 +100,14 @@ class HttpSender final : public Sender {
       // Backpressure (503 + Retry-After: the updater is behind): wait as asked and send the
       // same batch again without using up a retry, for up to 10 minutes a batch; a stop
       // request ends the waiting.
-      if (r->status == 503 && r->has_header("Retry-After") && throttled_waits < 600 &&
+      if (r->status == 503 && r->has_header("Retry-After") && throttled_s < 600.0 &&
           !(stop_ && stop_->load(std::memory_order_relaxed))) {
         ++summary_->throttled;
-        ++throttled_waits;
+        // Seconds (an HTTP date reads as 0: the shortest wait), within [50 ms, 5 s].
         const double wait_s = std::clamp(std::atof(r->get_header_value("Retry-After").c_str()), 0.05, 5.0);
         for (double waited = 0; waited < wait_s && !(stop_ && stop_->load(std::memory_order_relaxed)); waited += 0.05)
           std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        throttled_s += wait_s;
         --attempt;
         backoff_ms = 100;
         last_problem = "HTTP 503 " + error_text(r->body);
