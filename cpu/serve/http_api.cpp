@@ -1,10 +1,10 @@
 // The HTTP API of StreamService: routes, limits, bearer-token checks and /metrics.
 // Every error is JSON {"error": "..."} with a 4xx/5xx code that says whose fault it is.
 #include <chrono>
-#include <thread>
 #include <cstring>
 #include <future>
 #include <string_view>
+#include <thread>
 
 #include <httplib.h>
 #include <simdjson.h>

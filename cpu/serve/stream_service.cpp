@@ -20,9 +20,6 @@ double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-}  // namespace
-
-namespace {
 // cpp-httplib's pool with each worker's priority lowered by `nice` on its first task
 // (http.reader_nice): the workers are created inside ThreadPool, so the task does it.
 class NiceThreadPool final : public httplib::TaskQueue {

@@ -33,11 +33,6 @@ Explorer::Explorer(ExplorerConfig cfg)
     : cfg_(std::move(cfg)),
       tracker_(cfg_.explore.reward_window_seconds, cfg_.explore.max_pending_impressions, cfg_.explore.max_items_per_impression) {}
 
-std::uint32_t Explorer::item_key(const std::string& item) {
-  // find first: emplace would build (and free) a node with a copy of the id every time.
-  return items_.intern(item);
-}
-
 namespace {
 // The user's row of `m` as k floats, zeros when `m` does not know the user.
 void nightly_vector(const FactorModel& m, const std::string& user, int k, std::vector<float>& out) {
@@ -152,7 +147,7 @@ void Explorer::observe(const Event& e, const FactorModel& baseline, std::vector<
     const std::uint32_t user = users_ids_.intern(e.user_id);
     impression_keys_.clear();
     for (const std::string& i : e.items) items_.prefetch(i);  // overlap the table misses
-    for (const std::string& i : e.items) impression_keys_.push_back(item_key(i));
+    for (const std::string& i : e.items) impression_keys_.push_back(items_.intern(i));
     tracker_.on_impression(user, impression_keys_, e.timestamp, scratch_);
     ++counters_.impressions;
   } else if (!e.item_id.empty()) {
@@ -302,7 +297,7 @@ void Explorer::restore(std::istream& in) {
   const auto n_items = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_items; ++i) {
     const std::string s = r.get_string();
-    if (next.item_key(s) != i) r.fail("explorer: duplicate item id");
+    if (next.items_.intern(s) != i) r.fail("explorer: duplicate item id");
   }
   const auto n_users = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_users; ++i) {

@@ -124,7 +124,6 @@ class Explorer {
   UserEntry* posterior_for(const std::string& user, const FactorModel& baseline);
   /// The same for a user key of users_ids_, through post_of_key_ (no string hashing).
   UserPosterior* posterior_for_key(std::uint32_t user, const FactorModel& baseline);
-  std::uint32_t item_key(const std::string& item);
   /// Closes scratch_[from, to), outcomes of one user: counters and evidence per outcome, one
   /// posterior lookup and one batched posterior update (UserPosterior::update_many).
   void close_run(std::size_t from, std::size_t to, const FactorModel& baseline);

@@ -61,6 +61,9 @@ ApplyResult StreamEngine::apply(const Event& event) {
 std::size_t StreamEngine::apply_batch(const Event* events, std::size_t n, ApplyResult* results, std::uint64_t* apply_ns,
                                       std::uint64_t max_hold_ns) {
   using Clock = std::chrono::steady_clock;
+  const auto ns = [](Clock::duration d) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  };
   const bool timed = apply_ns || max_hold_ns > 0;
   const auto asked = max_hold_ns > 0 ? Clock::now() : Clock::time_point{};
   std::unique_lock lock(impl_->mutex);
@@ -70,10 +73,7 @@ std::size_t StreamEngine::apply_batch(const Event* events, std::size_t n, ApplyR
   // [kMinHoldNs, max_hold_ns]: under heavy read load the writer applies as long as it waited,
   // so hand-overs cost at most half its time; a lone reader waits about one short hold.
   constexpr std::uint64_t kMinHoldNs = 100'000;
-  if (max_hold_ns > 0) {
-    const auto waited = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(held_since - asked).count());
-    max_hold_ns = std::min(max_hold_ns, std::max(waited, kMinHoldNs));
-  }
+  if (max_hold_ns > 0) max_hold_ns = std::min(max_hold_ns, std::max(ns(held_since - asked), kMinHoldNs));
   auto t0 = held_since;
   for (std::size_t j = 0; j < n; ++j) {
     try {
@@ -85,11 +85,9 @@ std::size_t StreamEngine::apply_batch(const Event* events, std::size_t n, ApplyR
     }
     if (!timed) continue;
     const auto t1 = Clock::now();
-    if (apply_ns) apply_ns[j] = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    if (apply_ns) apply_ns[j] = ns(t1 - t0);
     t0 = t1;
-    if (max_hold_ns > 0 &&
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - held_since).count()) >= max_hold_ns)
-      return j + 1;
+    if (max_hold_ns > 0 && ns(t1 - held_since) >= max_hold_ns) return j + 1;
   }
   return n;
 }

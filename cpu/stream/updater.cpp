@@ -396,11 +396,7 @@ void StreamUpdater::checkpoint_periodic() {
   // background thread while ingestion goes on. One at a time: a trigger while the
   // previous write runs waits for the next trigger after it.
   collect_checkpoint(/*wait=*/false);
-  if (in_flight_.valid()) return;
-  if (!store_) {
-    flush_batch();
-    return;
-  }
+  if (in_flight_.valid() || !store_) return;
   CheckpointRecord record = checkpoint_record();
   in_flight_source_ = record.source;
   in_flight_ = std::async(std::launch::async,

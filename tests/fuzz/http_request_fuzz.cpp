@@ -325,8 +325,13 @@ void check_generic(const Response& r, std::string_view request, const Exchange& 
   }
 }
 
+// A complete GET of `target` (already encoded) on a connection the server closes after it.
+std::string get_request(const std::string& target) {
+  return "GET " + target + " HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+}
+
 bool healthy(int port) {
-  const std::string req = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+  const std::string req = get_request("/healthz");
   const Exchange x = round_trip(port, req, false);
   if (!x.connected || x.timed_out) return false;
   const auto rs = parse_answer(req, x, false);
@@ -386,7 +391,7 @@ void start_service() {
   });
   const auto t0 = std::chrono::steady_clock::now();
   for (;;) {
-    const std::string req = "GET /readyz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+    const std::string req = get_request("/readyz");
     const Exchange x = round_trip(s->port, req, false);
     if (x.answer.rfind("HTTP/1.1 200", 0) == 0) break;
     if (s->ended.load()) fail("the service ended while starting: " + s->error);
@@ -474,7 +479,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       req.assign(rest);
       break;
     case 1:
-      req = "GET /v1/recommend?" + target_bytes(rest) + " HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+      req = get_request("/v1/recommend?" + target_bytes(rest));
       break;
     case 2:
       req = "POST /v1/events HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\nContent-Type: application/x-ndjson\r\n"
@@ -482,7 +487,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       req.append(rest);
       break;
     case 3:
-      req = "GET /v1/features/" + target_bytes(rest) + " HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+      req = get_request("/v1/features/" + target_bytes(rest));
       break;
     case 4:
       req = std::string("POST ") + (variant % 2 ? "/v1/admin/reload" : "/v1/admin/checkpoint") +
@@ -514,8 +519,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     default: {
       static constexpr const char* kPaths[] = {"/metrics", "/readyz", "/healthz", "/metrics"};
-      req = std::string("GET ") + kPaths[variant % 4] + "?" + target_bytes(rest) +
-            " HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+      req = get_request(std::string(kPaths[variant % 4]) + "?" + target_bytes(rest));
       break;
     }
   }
