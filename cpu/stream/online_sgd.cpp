@@ -28,6 +28,18 @@ inline bool all_finite(const float* a, int k) {
   for (float x : acc) s += x;
   return s == 0.0f;
 }
+// The step's new rows in place: d_u, q_i, and u = p_u + d_u kept in step. The rows never
+// overlap (a user delta, an item row, writer scratch, a baseline row); saying so lets the
+// compiler vectorise the loop, which it otherwise ran one float at a time for fear of
+// aliasing (a third of sgd_step's time). Same float operations, same results.
+inline void commit_rows(float* __restrict dlt, float* __restrict q, float* __restrict u, const float* __restrict p,
+                        const float* __restrict nd, const float* __restrict nq, int k) {
+  for (int d = 0; d < k; ++d) {
+    dlt[d] = nd[d];
+    q[d] = nq[d];
+    u[d] = p[d] + nd[d];
+  }
+}
 // Scale that clips a gradient of squared norm n2 to max_norm (1 = unchanged; g * 1 is exact).
 inline float clip_scale(float n2, float max_norm) {
   return n2 > max_norm * max_norm ? max_norm / std::sqrt(n2) : 1.0f;
@@ -135,11 +147,7 @@ bool Core::sgd_step(KT kk, std::int32_t slot, std::uint32_t ukey, std::uint32_t 
   }
   touch_user(slot);
   touch_item(item);
-  for (int d = 0; d < k; ++d) {
-    dlt[d] = nd[d];
-    q[d] = nq[d];
-    u[d] = p[d] + nd[d];
-  }
+  commit_rows(dlt, q, u, p, nd, nq, k);
   if (explicit_form) {
     user_dbias_[slot] = ndb;
     item_bias_[item] = nbi;
