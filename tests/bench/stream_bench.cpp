@@ -5,7 +5,7 @@
 //   3. the brief's Python (tests/bench/brief_reference.py, numpy) on a prefix of the same
 //      file, and our ratio.
 // Medians/percentiles measured in this run; nothing is asserted.
-//   usage: stream_bench [events=1500000] [python_events=100000] [ingest|all] [users=items=100000]
+//   usage: stream_bench [events=1500000] [python_events=100000] [all|ingest|stages|sizes] [users=items=100000]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -123,27 +123,100 @@ Ingest ingest(StreamEngine& engine, const std::string& path, bool time_each, std
   return r;
 }
 
+// Median events/s of `reps` ingests on fresh engines, applied as freshrec-stream applies
+// (the updater's batches and lock holds); `digest` gets the state the runs ended in (empty
+// when two runs disagree).
+double median_batched_rate(const StreamConfig& config, const std::shared_ptr<const FactorModel>& baseline,
+                           const std::string& path, int reps, std::string* digest = nullptr) {
+  std::vector<double> rates;
+  std::string first;
+  bool same = true;
+  for (int rep = 0; rep < reps; ++rep) {
+    StreamEngine engine(config, baseline);
+    const Ingest x = ingest(engine, path, false, SourceSettings{}.apply_batch,
+                            static_cast<std::uint64_t>(SourceSettings{}.apply_hold_ms * 1e6));
+    rates.push_back(static_cast<double>(x.lines) / x.seconds);
+    const std::string d = engine.state_digest();
+    if (rep == 0) first = d;
+    same = same && d == first;
+  }
+  if (digest) *digest = same ? first : std::string();
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+void generate(std::int64_t events, int users, int items, const std::string& path) {
+  GeneratorConfig g;
+  g.events = events;
+  g.users = users;
+  g.items = items;
+  g.categories = 50;
+  g.days = 7;
+  g.seed = 3;
+  write_ndjson(g, path);
+}
+
+// "stages": what each part of the shipped configuration costs, by turning it off in turn
+// (100K users/items unless given). "sizes": the shipped configuration over catalogues of
+// growing size (users = items), where the per-event rows stop fitting in the caches.
+int run_breakdown(const std::string& mode, std::int64_t events, int size_arg, const std::string& path) {
+  constexpr int kReps = 3;
+  if (mode == "stages") {
+    const int n = size_arg > 0 ? size_arg : 100000;
+    generate(events, n, n, path);
+    const auto baseline = random_baseline(n, n, 64);
+    struct Variant { const char* what; StreamConfig config; };
+    std::vector<Variant> v(6);
+    v[0].what = "shipped configuration (stream.yaml defaults)";
+    v[1].what = "guard.replay_ratio 0 (no replayed events)";
+    v[1].config.guard.replay_ratio = 0.0;
+    v[2].what = "guard.enabled false (no replay, undo log, holdout)";
+    v[2].config.guard.enabled = false;
+    v[3].what = "sgd.negatives 0 (positive step only)";
+    v[3].config.sgd.negatives = 0;
+    v[4].what = "windows.seconds [] (no window counters)";
+    v[4].config.windows.seconds.clear();
+    v[5].what = "sgd.enabled false (no factor updates)";
+    v[5].config.sgd.enabled = false;
+    std::printf("\n| configuration (%d users x %d items, k=64, %lld events, median of %d) | events/s | ns/event |\n|---|---|---|\n",
+                n, n, static_cast<long long>(events), kReps);
+    for (const Variant& x : v) {
+      const double r = median_batched_rate(x.config, baseline, path, kReps);
+      std::printf("| %s | %.0f | %.0f |\n", x.what, r, 1e9 / r);
+      std::fflush(stdout);
+    }
+    return 0;
+  }
+  std::printf("\n| users = items (k=64, %lld events, shipped config, median of %d) | events/s | ns/event |\n|---|---|---|\n",
+              static_cast<long long>(events), kReps);
+  for (const int n : {1000, 10000, 100000, 300000}) {
+    generate(events, n, n, path);
+    const auto baseline = random_baseline(n, n, 64);
+    const double r = median_batched_rate(StreamConfig{}, baseline, path, kReps);
+    std::printf("| %d | %.0f | %.0f |\n", n, r, 1e9 / r);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::int64_t events = argc > 1 ? std::atoll(argv[1]) : 1'500'000;
   const std::int64_t py_events = argc > 2 ? std::atoll(argv[2]) : 100'000;
-  // "ingest": stop after the single-core ingest (for profiling that path alone).
-  const bool ingest_only = argc > 3 && std::string(argv[3]) == "ingest";
+  // "ingest": stop after the single-core ingest (for profiling that path alone);
+  // "stages" / "sizes": the cost breakdown tables (run_breakdown).
+  const std::string mode = argc > 3 ? argv[3] : "all";
+  const bool ingest_only = mode == "ingest";
   // Catalogue and user count (default 100K each, the size); smaller = cache-resident.
-  const int kItems = argc > 4 ? std::atoi(argv[4]) : 100000, kUsers = kItems;
+  const int size_arg = argc > 4 ? std::atoi(argv[4]) : 0;
+  const int kItems = size_arg > 0 ? size_arg : 100000, kUsers = kItems;
   constexpr int kFactors = 64;
   const std::string path = "/tmp/freshrec_stream_bench.ndjson";
+  if (mode == "stages" || mode == "sizes") return run_breakdown(mode, events, size_arg, path);
 
-  GeneratorConfig g;
-  g.events = events;
-  g.users = kUsers;
-  g.items = kItems;
-  g.categories = 50;
-  g.days = 7;
-  g.seed = 3;
   auto t0 = Clock::now();
-  write_ndjson(g, path);
+  generate(events, kUsers, kItems, path);
   std::printf("generated %lld events (%d users, %d items) in %.2f s -> %s\n", static_cast<long long>(events), kUsers,
               kItems, seconds_since(t0), path.c_str());
   t0 = Clock::now();
@@ -159,18 +232,11 @@ int main(int argc, char** argv) {
     // As freshrec-stream applies (the updater's batches and lock holds), three runs on fresh
     // engines, the median reported; all three must end in the state of one event a call.
     const Ingest plain = ingest(engine, path, false);
-    std::vector<double> rates;
-    bool same_state = true;
-    for (int rep = 0; rep < 3; ++rep) {
-      StreamEngine again(config, baseline);
-      const Ingest x = ingest(again, path, false, SourceSettings{}.apply_batch,
-                              static_cast<std::uint64_t>(SourceSettings{}.apply_hold_ms * 1e6));
-      rates.push_back(static_cast<double>(x.lines) / x.seconds);
-      same_state = same_state && again.state_digest() == engine.state_digest();
-    }
-    std::sort(rates.begin(), rates.end());
-    std::printf("ingest end to end in the updater's batches, median of 3: %.0f events/s (min %.0f, max %.0f; %llu lines, %d users/items); same state: %s\n",
-                rates[1], rates[0], rates[2], static_cast<unsigned long long>(plain.lines), kItems, same_state ? "yes" : "NO");
+    std::string digest;
+    const double rate = median_batched_rate(config, baseline, path, 3, &digest);
+    const bool same_state = digest == engine.state_digest();
+    std::printf("ingest end to end in the updater's batches, median of 3: %.0f events/s (%llu lines, %d users/items); same state: %s (digest %.16s)\n",
+                rate, static_cast<unsigned long long>(plain.lines), kItems, same_state ? "yes" : "NO", digest.c_str());
     std::printf("one event a call: %.0f events/s\n", static_cast<double>(plain.lines) / plain.seconds);
     return same_state ? 0 : 1;
   }
@@ -248,11 +314,11 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n| measure (one core each, k=%d, %d items) | value | target |\n|---|---|---|\n", kFactors, kItems);
-  std::printf("| ingest end to end (read+parse+apply), events/s | %.0f | >= 1,000,000 |\n", eps);
-  std::printf("| same with per-event timing, events/s | %.0f | |\n", eps_timed);
-  std::printf("| same in the updater's batches (%zu events a lock), events/s (same state: %s) | %.0f | |\n",
+  std::printf("| ingest end to end (read+parse+apply in the updater's batches of %zu), events/s (same state: %s) | %.0f | >= 1,000,000 |\n",
               SourceSettings{}.apply_batch, batched_same ? "yes" : "NO", eps_batched);
-  std::printf("| same with guard.enabled false (no replay, undo log, holdout), events/s | %.0f | |\n", eps_unguarded);
+  std::printf("| same, one event a call, events/s | %.0f | |\n", eps);
+  std::printf("| same, one event a call with per-event timing, events/s | %.0f | |\n", eps_timed);
+  std::printf("| one event a call with guard.enabled false (no replay, undo log, holdout), events/s | %.0f | |\n", eps_unguarded);
   std::printf("| apply p50 / p99, us | %.2f / %.2f | p99 <= 20 |\n", p50, p99);
   std::printf("| apply mean / max, us | %.2f / %.0f | |\n", apply_mean, apply_max);
   std::printf("| read + parse only (no engine), events/s | %.0f | |\n", parse_eps);
@@ -261,7 +327,7 @@ int main(int argc, char** argv) {
   std::printf("| ingest rate while serving (batches of %zu), events/s | %.0f | |\n", kServeBatch,
               static_cast<double>(background.lines) / background.seconds);
   std::printf("| brief's Python (numpy) on %lld events, events/s | %.0f | |\n", static_cast<long long>(py_events), py_eps);
-  std::printf("| ratio ours / Python | %.0fx | >= 100x |\n", py_eps > 0 ? eps / py_eps : 0.0);
+  std::printf("| ratio ours (batched) / Python | %.0fx | >= 100x |\n", py_eps > 0 ? eps_batched / py_eps : 0.0);
   std::printf("\naccepted %llu of %llu lines; guard accepts %llu rollbacks %llu\n",
               static_cast<unsigned long long>(plain.accepted), static_cast<unsigned long long>(plain.lines),
               static_cast<unsigned long long>(engine.counters().guard_accepts),
