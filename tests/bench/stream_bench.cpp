@@ -145,6 +145,22 @@ double median_batched_rate(const StreamConfig& config, const std::shared_ptr<con
   return rates[rates.size() / 2];
 }
 
+// The brief's Python (numpy) on the first `events` lines of `path`, events/s (0 when it
+// could not run, e.g. without python3-numpy, or when events is 0).
+double python_reference_rate(const std::string& path, std::int64_t events, int items) {
+  if (events <= 0) return 0.0;
+  const std::string cmd = std::string("python3 ") + FRESHREC_SOURCE_DIR + "/tests/bench/brief_reference.py --path " + path +
+                          " --events " + std::to_string(events) + " --k 64 --items " + std::to_string(items);
+  double rate = 0.0;
+  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    std::string out;
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    if (::pclose(p) == 0) rate = nlohmann::json::parse(out).value("events_per_s", 0.0);
+  }
+  return rate;
+}
+
 void generate(std::int64_t events, int users, int items, const std::string& path) {
   GeneratorConfig g;
   g.events = events;
@@ -159,14 +175,15 @@ void generate(std::int64_t events, int users, int items, const std::string& path
 // "stages": what each part of the shipped configuration costs, by turning it off in turn
 // (100K users/items unless given). "sizes": the shipped configuration over catalogues of
 // growing size (users = items), where the per-event rows stop fitting in the caches.
-int run_breakdown(const std::string& mode, std::int64_t events, int size_arg, const std::string& path) {
+int run_breakdown(const std::string& mode, std::int64_t events, std::int64_t py_events, int size_arg,
+                  const std::string& path) {
   constexpr int kReps = 3;
   if (mode == "stages") {
     const int n = size_arg > 0 ? size_arg : 100000;
     generate(events, n, n, path);
     const auto baseline = random_baseline(n, n, 64);
     struct Variant { const char* what; StreamConfig config; };
-    std::vector<Variant> v(6);
+    std::vector<Variant> v(7);
     v[0].what = "shipped configuration (stream.yaml defaults)";
     v[1].what = "guard.replay_ratio 0 (no replayed events)";
     v[1].config.guard.replay_ratio = 0.0;
@@ -178,13 +195,22 @@ int run_breakdown(const std::string& mode, std::int64_t events, int size_arg, co
     v[4].config.windows.seconds.clear();
     v[5].what = "sgd.enabled false (no factor updates)";
     v[5].config.sgd.enabled = false;
-    std::printf("\n| configuration (%d users x %d items, k=64, %lld events, median of %d) | events/s | ns/event |\n|---|---|---|\n",
+    // The work the brief's numpy reference does per event (one SGD step and the session),
+    // for a like-for-like ratio next to the shipped one.
+    v[6].what = "the brief's work only (sgd.negatives 0, guard off, no windows)";
+    v[6].config.sgd.negatives = 0;
+    v[6].config.guard.enabled = false;
+    v[6].config.windows.seconds.clear();
+    const double py = python_reference_rate(path, py_events, n);
+    std::printf("\n| configuration (%d users x %d items, k=64, %lld events, median of %d) | events/s | ns/event | x numpy |\n|---|---|---|---|\n",
                 n, n, static_cast<long long>(events), kReps);
     for (const Variant& x : v) {
       const double r = median_batched_rate(x.config, baseline, path, kReps);
-      std::printf("| %s | %.0f | %.0f |\n", x.what, r, 1e9 / r);
+      std::printf("| %s | %.0f | %.0f | %.0fx |\n", x.what, r, 1e9 / r, py > 0 ? r / py : 0.0);
       std::fflush(stdout);
     }
+    std::printf("| the brief's numpy reference (tests/bench/brief_reference.py, %lld events) | %.0f | %.0f | 1x |\n",
+                static_cast<long long>(py_events), py, py > 0 ? 1e9 / py : 0.0);
     return 0;
   }
   std::printf("\n| users = items (k=64, %lld events, shipped config, median of %d) | events/s | ns/event |\n|---|---|---|\n",
@@ -213,7 +239,7 @@ int main(int argc, char** argv) {
   const int kItems = size_arg > 0 ? size_arg : 100000, kUsers = kItems;
   constexpr int kFactors = 64;
   const std::string path = "/tmp/freshrec_stream_bench.ndjson";
-  if (mode == "stages" || mode == "sizes") return run_breakdown(mode, events, size_arg, path);
+  if (mode == "stages" || mode == "sizes") return run_breakdown(mode, events, py_events, size_arg, path);
 
   auto t0 = Clock::now();
   generate(events, kUsers, kItems, path);
@@ -303,15 +329,7 @@ int main(int argc, char** argv) {
   const double r50 = percentile(rec_ns, 0.5) / 1e6, r99 = percentile(rec_ns, 0.99) / 1e6;
 
   // 3. the brief's Python on a prefix of the same file
-  double py_eps = 0.0;
-  const std::string cmd = std::string("python3 ") + FRESHREC_SOURCE_DIR + "/tests/bench/brief_reference.py --path " + path +
-                          " --events " + std::to_string(py_events) + " --k 64 --items " + std::to_string(kItems);
-  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    std::string out;
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    if (::pclose(p) == 0) py_eps = nlohmann::json::parse(out).value("events_per_s", 0.0);
-  }
+  const double py_eps = python_reference_rate(path, py_events, kItems);
 
   std::printf("\n| measure (one core each, k=%d, %d items) | value | target |\n|---|---|---|\n", kFactors, kItems);
   std::printf("| ingest end to end (read+parse+apply in the updater's batches of %zu), events/s (same state: %s) | %.0f | >= 1,000,000 |\n",
