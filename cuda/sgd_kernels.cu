@@ -135,7 +135,10 @@ void launch_epoch(GpuResources& res, const SgdSamples& s, const SgdModel& m, con
   const std::uint64_t n_blocks = (static_cast<std::uint64_t>(s.n) + kBlockSamples - 1) / kBlockSamples;
   const std::uint64_t mult = kPermutePrime % n_blocks == 0 ? 1 : kPermutePrime % n_blocks;
   const std::uint64_t offset = device_mix64(epoch_seed) % n_blocks;
-  sgd_epoch_kernel<KPL><<<grid_cap(res, n_blocks), kThreads, 0, res.stream()>>>(s, m, step, n_blocks, mult, offset);
+  // >= 32 work units (1024 samples) per warp: on a small problem one warp per unit puts
+  // the whole epoch in flight at once and most updates to a row overwrite each other.
+  sgd_epoch_kernel<KPL><<<grid_cap(res, (n_blocks + 31) / 32), kThreads, 0, res.stream()>>>(s, m, step, n_blocks,
+                                                                                           mult, offset);
   FRESHREC_CHECK_LAUNCH(res.stream());
 }
 
