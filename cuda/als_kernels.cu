@@ -2,8 +2,10 @@
 
 #include <cublas_v2.h>
 
+#include <thrust/copy.h>
 #include <thrust/device_ptr.h>
 #include <thrust/functional.h>
+#include <thrust/iterator/counting_iterator.h>
 #include <thrust/transform_reduce.h>
 
 #include "cpu/util/error.hpp"
@@ -64,11 +66,14 @@ __device__ __forceinline__ void gram_matvec(const float* __restrict__ gram, cons
 // Visits every stored entry (i, c) of a row with d = y_i . v, calling
 // visit(c, d, y_i) on all lanes. Indices and confidences are loaded 32 at a time
 // (coalesced) and broadcast by shuffle; four gathers are kept in flight at once.
+// With chunk_stride > 32 only every (chunk_stride / 32)-th chunk of 32 entries from
+// `begin` is visited: the warps of a block split a long row that way.
 template <int KPL, class Visitor>
 __device__ __forceinline__ void visit_row(const std::int32_t* __restrict__ indices, const float* __restrict__ conf,
                                           std::int64_t begin, std::int64_t end, const float* __restrict__ other,
-                                          int k, int lane, const float (&v)[KPL], Visitor& visit) {
-  for (std::int64_t base = begin; base < end; base += 32) {
+                                          int k, int lane, const float (&v)[KPL], Visitor& visit,
+                                          std::int64_t chunk_stride = 32) {
+  for (std::int64_t base = begin; base < end; base += chunk_stride) {
     const int n = static_cast<int>(end - base < 32 ? end - base : 32);
     const std::int32_t my_item = lane < n ? __ldg(indices + base + lane) : 0;
     const float my_conf = lane < n ? __ldg(conf + base + lane) : 0.0f;
@@ -138,14 +143,16 @@ struct LossVisitor {
 
 // One warp per row (warps stride over rows). All reductions are butterflies, so every
 // lane holds the same scalars and the control flow stays uniform across the warp.
+// Rows with more than long_row_entries entries are left to als_cg_long_kernel.
 template <int KPL>
 __global__ void __launch_bounds__(kThreads) als_cg_kernel(DeviceCsrView m, const float* __restrict__ other,
                                                           const float* __restrict__ gram, float* __restrict__ factors,
-                                                          int k, int cg_steps) {
+                                                          int k, int cg_steps, std::int64_t long_row_entries) {
   const int lane = threadIdx.x & 31;
   const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * kWarpsPerBlock;
   for (std::int64_t row = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32; row < m.rows;
        row += warps) {
+    if (m.indptr[row + 1] - m.indptr[row] > long_row_entries) continue;
     float* xr = factors + row * k;
     float x[KPL], r[KPL], p[KPL], ap[KPL];
 #pragma unroll
@@ -198,6 +205,106 @@ __global__ void __launch_bounds__(kThreads) als_cg_kernel(DeviceCsrView m, const
     }
   }
 }
+
+// Sums v over the block's warps: every warp ends with the same totals (same order of
+// additions in each), so scalars computed from them agree bit for bit across warps.
+template <int KPL>
+__device__ __forceinline__ void block_allreduce(float (&v)[KPL], float* part, int lane, int warp) {
+#pragma unroll
+  for (int t = 0; t < KPL; ++t) part[(warp * KPL + t) * 32 + lane] = v[t];
+  __syncthreads();
+#pragma unroll
+  for (int t = 0; t < KPL; ++t) {
+    float s = 0.0f;
+    for (int w = 0; w < kWarpsPerBlock; ++w) s += part[(w * KPL + t) * 32 + lane];
+    v[t] = s;
+  }
+  __syncthreads();  // part is reused by the next reduction
+}
+
+// The same CG for rows longer than long_row_entries (the catalogue's popular items on the
+// item side): one block per row, its warps taking the row's 32-entry chunks round robin,
+// their partial sums met in shared memory. Every warp then holds the same x, r, p and
+// computes the same scalars, so every branch is taken by the whole block and every
+// __syncthreads is reached by all threads. With one warp per row, the most popular item
+// (a row as long as the user count) set the whole half-step's time.
+template <int KPL>
+__global__ void __launch_bounds__(kThreads) als_cg_long_kernel(DeviceCsrView m, const std::int32_t* __restrict__ rows,
+                                                               std::int32_t n_rows, const float* __restrict__ other,
+                                                               const float* __restrict__ gram,
+                                                               float* __restrict__ factors, int k, int cg_steps) {
+  __shared__ float part[kWarpsPerBlock * KPL * 32];
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x / 32;
+  constexpr std::int64_t kChunkStride = 32 * kWarpsPerBlock;
+  for (std::int32_t i = blockIdx.x; i < n_rows; i += gridDim.x) {
+    const std::int64_t row = rows[i];
+    float* xr = factors + row * k;
+    float x[KPL], r[KPL], p[KPL], ap[KPL], acc[KPL];
+#pragma unroll
+    for (int t = 0; t < KPL; ++t) {
+      const int c = lane + 32 * t;
+      x[t] = c < k ? xr[c] : 0.0f;
+      acc[t] = 0.0f;
+    }
+    const std::int64_t first = m.indptr[row] + 32 * warp, end = m.indptr[row + 1];
+
+    // r = b - A x = sum_i c y_i - sum_i (c - 1)(y_i . x) y_i - gram x
+    ResidualVisitor<KPL> residual{acc};
+    visit_row<KPL>(m.indices, m.values, first, end, other, k, lane, x, residual, kChunkStride);
+    block_allreduce<KPL>(acc, part, lane, warp);
+    gram_matvec<KPL>(gram, x, lane, ap);
+#pragma unroll
+    for (int t = 0; t < KPL; ++t) {
+      r[t] = acc[t] - ap[t];
+      p[t] = r[t];
+    }
+    float rsold = warp_sum(dot_lane<KPL>(r, r));
+    if (!(rsold >= kResidualFloor)) continue;  // converged (or NaN residual): keep x
+
+    for (int step = 0; step < cg_steps; ++step) {
+#pragma unroll
+      for (int t = 0; t < KPL; ++t) acc[t] = 0.0f;
+      ProductVisitor<KPL> product{acc};
+      visit_row<KPL>(m.indices, m.values, first, end, other, k, lane, p, product, kChunkStride);
+      block_allreduce<KPL>(acc, part, lane, warp);
+      gram_matvec<KPL>(gram, p, lane, ap);
+#pragma unroll
+      for (int t = 0; t < KPL; ++t) ap[t] += acc[t];
+      const float pap = warp_sum(dot_lane<KPL>(p, ap));
+      if (!(pap > 0.0f) || !isfinite(pap)) break;
+      const float alpha = rsold / pap;
+#pragma unroll
+      for (int t = 0; t < KPL; ++t) {
+        x[t] = fmaf(alpha, p[t], x[t]);
+        r[t] = fmaf(-alpha, ap[t], r[t]);
+      }
+      const float rsnew = warp_sum(dot_lane<KPL>(r, r));
+      if (rsnew < kResidualFloor) break;
+      const float beta = rsnew / rsold;
+#pragma unroll
+      for (int t = 0; t < KPL; ++t) p[t] = fmaf(beta, p[t], r[t]);
+      rsold = rsnew;
+    }
+
+    bool finite = true;
+#pragma unroll
+    for (int t = 0; t < KPL; ++t) finite = finite && isfinite(x[t]);
+    if (__all_sync(kFullMask, finite) && warp == 0) {
+#pragma unroll
+      for (int t = 0; t < KPL; ++t) {
+        const int c = lane + 32 * t;
+        if (c < k) xr[c] = x[t];
+      }
+    }
+  }
+}
+
+struct RowLongerThan {
+  const std::int64_t* indptr;
+  std::int64_t entries;
+  __device__ bool operator()(std::int32_t row) const { return indptr[row + 1] - indptr[row] > entries; }
+};
 
 // Exact solve, one block (16 x 16 threads) per row. Thread (ty, tx) accumulates the
 // entries (ty + 16 a, tx + 16 b) of sum_i (c - 1) y_i y_i^T in registers over tiles of
@@ -383,8 +490,15 @@ void dispatch_kpl(int k, Args&&... args) {
 template <int KPL>
 struct LaunchCg {
   static void run(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors, int k,
-                  int steps) {
-    als_cg_kernel<KPL><<<warp_grid(res, m.rows), kThreads, 0, res.stream()>>>(m, other, gram, factors, k, steps);
+                  int steps, std::int64_t long_row_entries, const std::int32_t* long_rows, std::int32_t n_long) {
+    als_cg_kernel<KPL><<<warp_grid(res, m.rows), kThreads, 0, res.stream()>>>(m, other, gram, factors, k, steps,
+                                                                              long_row_entries);
+    FRESHREC_CHECK_LAUNCH(res.stream());
+    if (n_long == 0) return;
+    const std::int64_t cap = static_cast<std::int64_t>(res.multiprocessors()) * 8;
+    const auto grid = static_cast<unsigned>(n_long < cap ? n_long : cap);
+    als_cg_long_kernel<KPL><<<grid, kThreads, 0, res.stream()>>>(m, long_rows, n_long, other, gram, factors, k,
+                                                                 steps);
     FRESHREC_CHECK_LAUNCH(res.stream());
   }
 };
@@ -434,9 +548,18 @@ void compute_gram(GpuResources& res, const float* factors, std::int32_t n, int k
 }
 
 void als_cg_update(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors, int k,
-                   int cg_steps) {
+                   int cg_steps, std::int64_t long_row_entries) {
   if (m.rows == 0) return;
-  dispatch_kpl<LaunchCg>(k, res, m, other, gram, factors, k, cg_steps);
+  FRESHREC_ASSERT(long_row_entries >= 0);
+  // The rows too long for one warp, listed on the device (the count is read back).
+  DeviceBuffer<std::int32_t> long_rows(res, static_cast<std::size_t>(m.rows));
+  ThrustAllocator alloc(res);
+  const thrust::counting_iterator<std::int32_t> first(0);
+  const thrust::device_ptr<std::int32_t> out(long_rows.data());
+  const auto last =
+      thrust::copy_if(thrust_policy(res, alloc), first, first + m.rows, out, RowLongerThan{m.indptr, long_row_entries});
+  const auto n_long = static_cast<std::int32_t>(last - out);
+  dispatch_kpl<LaunchCg>(k, res, m, other, gram, factors, k, cg_steps, long_row_entries, long_rows.data(), n_long);
 }
 
 void als_cholesky_update(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors,

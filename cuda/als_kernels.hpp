@@ -15,6 +15,11 @@ constexpr int kCudaMaxFactors = 256;
 /// Largest factor count of the exact Cholesky kernel (the k x k system sits in shared memory).
 constexpr int kCudaMaxCholeskyFactors = 128;
 
+/// Rows longer than this get a block instead of a warp in the CG solve: a warp streams a
+/// row's entries one 4-entry group at a time, so a row of the user count's length (the
+/// most popular item) would take as long as the whole rest of the half-step.
+constexpr std::int64_t kCgLongRowEntries = 4096;
+
 /// Row stride (floats) of the Gram matrix for k factors: k rounded up to 32.
 constexpr int gram_stride(int k) noexcept { return (k + 31) / 32 * 32; }
 
@@ -28,8 +33,11 @@ void compute_gram(GpuResources& res, const float* factors, std::int32_t n, int k
 /// starting from factors[r] (warm start) for `cg_steps` steps (stops early once the
 /// residual's squared norm drops under 1e-20). A row whose result is not finite is left
 /// as it was. `gram` must already include the regularisation.
+/// A warp solves each row; a row with more than `long_row_entries` entries gets a whole
+/// block, its warps splitting the entries (tests pass 0 to send every row that way). Holds
+/// 4 bytes per row of device memory during the call and reads one count back.
 void als_cg_update(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors, int k,
-                   int cg_steps);
+                   int cg_steps, std::int64_t long_row_entries = kCgLongRowEntries);
 
 /// The same system solved exactly: builds it per row in shared memory and factorises it
 /// with a block-wide Cholesky (k <= kCudaMaxCholeskyFactors). A row whose system is not

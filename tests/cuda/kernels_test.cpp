@@ -111,45 +111,54 @@ TEST_F(KernelTest, GramMatchesCpu) {
 }
 
 TEST_F(KernelTest, CgStepMatchesCpuAndConvergesToTheExactSolution) {
-  for (int k : {16, 64, 70}) {
-    const auto p = testing::make_problem(60, 90, 30, false, 300 + k);
-    const CsrMatrix& m = p.train.user_items;
-    const auto Y = random_floats(static_cast<std::size_t>(m.cols) * k, 1 + k, 0.3);
-    const auto X0 = random_floats(static_cast<std::size_t>(m.rows) * k, 2 + k, 0.3);
-    const MatD G = gram_ref(Y, m.cols, k, 0.1);
-    auto dY = to_device(Y);
-    DeviceBuffer<float> dG(*res_, static_cast<std::size_t>(gram_stride(k)) * gram_stride(k));
-    compute_gram(*res_, dY.data(), m.cols, k, 0.1f, dG.data());
-    auto ip = to_device(m.indptr);
-    auto ix = to_device(m.indices);
-    auto iv = to_device(m.values);
-    const DeviceCsrView view{m.rows, m.cols, m.nnz(), ip.data(), ix.data(), iv.data()};
+  // Short rows (30 entries), and long ones (700: every warp of a long-row block takes
+  // several 32-entry chunks, the last one partial).
+  struct Shape { std::int32_t users, items; int per_user; };
+  for (const Shape shape : {Shape{60, 90, 30}, Shape{12, 1500, 700}}) {
+    for (int k : {16, 64, 70}) {
+      SCOPED_TRACE("rows of " + std::to_string(shape.per_user) + " entries");
+      const auto p = testing::make_problem(shape.users, shape.items, shape.per_user, false, 300 + k);
+      const CsrMatrix& m = p.train.user_items;
+      const auto Y = random_floats(static_cast<std::size_t>(m.cols) * k, 1 + k, 0.3);
+      const auto X0 = random_floats(static_cast<std::size_t>(m.rows) * k, 2 + k, 0.3);
+      const MatD G = gram_ref(Y, m.cols, k, 0.1);
+      auto dY = to_device(Y);
+      DeviceBuffer<float> dG(*res_, static_cast<std::size_t>(gram_stride(k)) * gram_stride(k));
+      compute_gram(*res_, dY.data(), m.cols, k, 0.1f, dG.data());
+      auto ip = to_device(m.indptr);
+      auto ix = to_device(m.indices);
+      auto iv = to_device(m.values);
+      const DeviceCsrView view{m.rows, m.cols, m.nnz(), ip.data(), ix.data(), iv.data()};
 
-    // One CG step from the warm start: x1 = x0 + (r.r / r.Ar) r, r = b - A x0.
-    auto dX = to_device(X0);
-    als_cg_update(*res_, view, dY.data(), dG.data(), dX.data(), k, 1);
-    const auto X1 = to_host(dX);
-    std::vector<double> ref1, ref_exact;
-    for (std::int32_t r = 0; r < m.rows; ++r) {
-      MatD A;
-      Eigen::VectorXd b;
-      system_ref(m, r, Y, k, G, A, b);
-      Eigen::VectorXd x0(k);
-      for (int t = 0; t < k; ++t) x0[t] = X0[static_cast<std::size_t>(r) * k + t];
-      const Eigen::VectorXd res = b - A * x0;
-      const Eigen::VectorXd x1 = x0 + (res.dot(res) / res.dot(A * res)) * res;
-      const Eigen::VectorXd xs = A.llt().solve(b);
-      for (int t = 0; t < k; ++t) {
-        ref1.push_back(x1[t]);
-        ref_exact.push_back(xs[t]);
+      std::vector<double> ref1, ref_exact;
+      for (std::int32_t r = 0; r < m.rows; ++r) {
+        MatD A;
+        Eigen::VectorXd b;
+        system_ref(m, r, Y, k, G, A, b);
+        Eigen::VectorXd x0(k);
+        for (int t = 0; t < k; ++t) x0[t] = X0[static_cast<std::size_t>(r) * k + t];
+        const Eigen::VectorXd res = b - A * x0;
+        const Eigen::VectorXd x1 = x0 + (res.dot(res) / res.dot(A * res)) * res;
+        const Eigen::VectorXd xs = A.llt().solve(b);
+        for (int t = 0; t < k; ++t) {
+          ref1.push_back(x1[t]);
+          ref_exact.push_back(xs[t]);
+        }
+      }
+      // Every row by a warp (the default for rows this short), every row by a block (the
+      // long-row path), and a mix of both.
+      for (const std::int64_t long_rows : {kCgLongRowEntries, std::int64_t{0}, std::int64_t{25}}) {
+        // One CG step from the warm start: x1 = x0 + (r.r / r.Ar) r, r = b - A x0.
+        auto dX = to_device(X0);
+        als_cg_update(*res_, view, dY.data(), dG.data(), dX.data(), k, 1, long_rows);
+        EXPECT_LT(rel_error(ref1, to_host(dX)), 1e-4) << "k=" << k << " long rows > " << long_rows;
+
+        // Many steps: CG reaches the exact solution (float precision).
+        auto dX2 = to_device(X0);
+        als_cg_update(*res_, view, dY.data(), dG.data(), dX2.data(), k, 3 * k, long_rows);
+        EXPECT_LT(rel_error(ref_exact, to_host(dX2)), 2e-3) << "k=" << k << " long rows > " << long_rows;
       }
     }
-    EXPECT_LT(rel_error(ref1, X1), 1e-4) << "k=" << k;
-
-    // Many steps: CG reaches the exact solution (float precision).
-    auto dX2 = to_device(X0);
-    als_cg_update(*res_, view, dY.data(), dG.data(), dX2.data(), k, 3 * k);
-    EXPECT_LT(rel_error(ref_exact, to_host(dX2)), 2e-3) << "k=" << k;
   }
 }
 
