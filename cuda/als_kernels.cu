@@ -547,19 +547,34 @@ void compute_gram(GpuResources& res, const float* factors, std::int32_t n, int k
   FRESHREC_CHECK_LAUNCH(res.stream());
 }
 
+CgLongRows list_cg_long_rows(GpuResources& res, DeviceCsrView m, std::int64_t threshold) {
+  FRESHREC_ASSERT(threshold >= 0);
+  CgLongRows out;
+  out.threshold = threshold;
+  if (m.rows == 0) return out;
+  out.rows = DeviceBuffer<std::int32_t>(res, static_cast<std::size_t>(m.rows));
+  ThrustAllocator alloc(res);
+  const thrust::counting_iterator<std::int32_t> first(0);
+  const thrust::device_ptr<std::int32_t> dst(out.rows.data());
+  // copy_if reads its count back (it synchronises even under par_nosync).
+  const auto last =
+      thrust::copy_if(thrust_policy(res, alloc), first, first + m.rows, dst, RowLongerThan{m.indptr, threshold});
+  out.count = static_cast<std::int32_t>(last - dst);
+  return out;
+}
+
+void als_cg_update(GpuResources& res, DeviceCsrView m, const CgLongRows& long_rows, const float* other,
+                   const float* gram, float* factors, int k, int cg_steps) {
+  if (m.rows == 0) return;
+  dispatch_kpl<LaunchCg>(k, res, m, other, gram, factors, k, cg_steps, long_rows.threshold, long_rows.rows.data(),
+                         long_rows.count);
+}
+
 void als_cg_update(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors, int k,
                    int cg_steps, std::int64_t long_row_entries) {
   if (m.rows == 0) return;
-  FRESHREC_ASSERT(long_row_entries >= 0);
-  // The rows too long for one warp, listed on the device (the count is read back).
-  DeviceBuffer<std::int32_t> long_rows(res, static_cast<std::size_t>(m.rows));
-  ThrustAllocator alloc(res);
-  const thrust::counting_iterator<std::int32_t> first(0);
-  const thrust::device_ptr<std::int32_t> out(long_rows.data());
-  const auto last =
-      thrust::copy_if(thrust_policy(res, alloc), first, first + m.rows, out, RowLongerThan{m.indptr, long_row_entries});
-  const auto n_long = static_cast<std::int32_t>(last - out);
-  dispatch_kpl<LaunchCg>(k, res, m, other, gram, factors, k, cg_steps, long_row_entries, long_rows.data(), n_long);
+  const CgLongRows long_rows = list_cg_long_rows(res, m, long_row_entries);
+  als_cg_update(res, m, long_rows, other, gram, factors, k, cg_steps);
 }
 
 void als_cholesky_update(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors,

@@ -34,10 +34,25 @@ void compute_gram(GpuResources& res, const float* factors, std::int32_t n, int k
 /// residual's squared norm drops under 1e-20). A row whose result is not finite is left
 /// as it was. `gram` must already include the regularisation.
 /// A warp solves each row; a row with more than `long_row_entries` entries gets a whole
-/// block, its warps splitting the entries (tests pass 0 to send every row that way). Holds
-/// 4 bytes per row of device memory during the call and reads one count back.
+/// block, its warps splitting the entries (tests pass 0 to send every row that way). This
+/// form lists those rows first (4 bytes per row of device memory during the call, one
+/// count read back); the overload below takes a list made once.
 void als_cg_update(GpuResources& res, DeviceCsrView m, const float* other, const float* gram, float* factors, int k,
                    int cg_steps, std::int64_t long_row_entries = kCgLongRowEntries);
+
+/// The rows of a matrix longer than `threshold` entries, listed on the device: they depend
+/// only on the matrix, so a trainer lists them once instead of at every half-step.
+/// Device memory: 4 bytes per row of the matrix.
+struct CgLongRows {
+  std::int64_t threshold = kCgLongRowEntries;
+  DeviceBuffer<std::int32_t> rows;  ///< device, `count` row indices (capacity: the matrix's rows)
+  std::int32_t count = 0;
+};
+CgLongRows list_cg_long_rows(GpuResources& res, DeviceCsrView m, std::int64_t threshold = kCgLongRowEntries);
+
+/// als_cg_update with the long rows of `m` listed already (by list_cg_long_rows on `m`).
+void als_cg_update(GpuResources& res, DeviceCsrView m, const CgLongRows& long_rows, const float* other,
+                   const float* gram, float* factors, int k, int cg_steps);
 
 /// The same system solved exactly: builds it per row in shared memory and factorises it
 /// with a block-wide Cholesky (k <= kCudaMaxCholeskyFactors). A row whose system is not

@@ -92,7 +92,9 @@ class CudaAlsTrainer final : public CudaTrainerBase {
     const std::int64_t nnz = R.nnz();
     const std::size_t ld = static_cast<std::size_t>(gram_stride(k));
     const std::size_t factor_bytes = (static_cast<std::size_t>(nu) + ni) * k * sizeof(float);
-    const std::size_t csr_bytes = (static_cast<std::size_t>(nu) + ni + 2) * 8 + static_cast<std::size_t>(nnz) * 16;
+    // Both orientations, plus the CG's long-row lists (4 bytes a row).
+    const std::size_t csr_bytes = (static_cast<std::size_t>(nu) + ni + 2) * 8 + static_cast<std::size_t>(nnz) * 16 +
+                                  (static_cast<std::size_t>(nu) + ni) * 4;
     const std::size_t upload_bytes =
         (static_cast<std::size_t>(nu) + 1) * 8 + static_cast<std::size_t>(nnz) * 8;
     const std::size_t build_bytes = static_cast<std::size_t>(nnz) * 4 +
@@ -143,13 +145,19 @@ class CudaAlsTrainer final : public CudaTrainerBase {
     // solve a k x k SPD system in exact arithmetic; the residual test ends it sooner.
     const int steps = exact ? 2 * k : config_.cg_steps;
     const float reg = config_.regularization;
-    auto half_step = [&](const DeviceCsr& m, const DeviceBuffer<float>& other, std::int32_t n_other,
-                         DeviceBuffer<float>& factors) {
+    // The rows too long for one warp (popular items), listed once per orientation.
+    CgLongRows user_long_rows, item_long_rows;
+    if (!cholesky) {
+      user_long_rows = list_cg_long_rows(res, by_user.view());
+      item_long_rows = list_cg_long_rows(res, by_item.view());
+    }
+    auto half_step = [&](const DeviceCsr& m, const CgLongRows& long_rows, const DeviceBuffer<float>& other,
+                         std::int32_t n_other, DeviceBuffer<float>& factors) {
       compute_gram(res, other.data(), n_other, k, reg, gram.data());
       if (cholesky)
         als_cholesky_update(res, m.view(), other.data(), gram.data(), factors.data(), k);
       else
-        als_cg_update(res, m.view(), other.data(), gram.data(), factors.data(), k, steps);
+        als_cg_update(res, m.view(), long_rows, other.data(), gram.data(), factors.data(), k, steps);
     };
 
     // Bytes: floor = CSR (8 B/entry) + the other side's factors read + own factors read
@@ -167,13 +175,13 @@ class CudaAlsTrainer final : public CudaTrainerBase {
       {
         NvtxRange r("cuda.als.user_step");
         user_timer.start();
-        half_step(by_user, Y, ni, X);
+        half_step(by_user, user_long_rows, Y, ni, X);
         user_timer.stop();
       }
       {
         NvtxRange r("cuda.als.item_step");
         item_timer.start();
-        half_step(by_item, X, nu, Y);
+        half_step(by_item, item_long_rows, X, nu, Y);
         item_timer.stop();
       }
       res.synchronize();

@@ -118,7 +118,21 @@ TEST_F(KernelTest, CgStepMatchesCpuAndConvergesToTheExactSolution) {
     for (int k : {16, 64, 70}) {
       SCOPED_TRACE("rows of " + std::to_string(shape.per_user) + " entries");
       const auto p = testing::make_problem(shape.users, shape.items, shape.per_user, false, 300 + k);
-      const CsrMatrix& m = p.train.user_items;
+      // Even rows keep their first 60% of entries, so a threshold of 80% splits the rows
+      // between the warp path and the block path (make_problem's rows are all one length).
+      const CsrMatrix& full = p.train.user_items;
+      CsrMatrix m;
+      m.rows = full.rows;
+      m.cols = full.cols;
+      for (std::int32_t r = 0; r < full.rows; ++r) {
+        const std::int64_t len = r % 2 != 0 ? full.row_size(r) : full.row_size(r) * 3 / 5;
+        for (std::int64_t n = full.row_begin(r); n < full.row_begin(r) + len; ++n) {
+          m.indices.push_back(full.indices[n]);
+          m.values.push_back(full.values[n]);
+        }
+        m.indptr.push_back(m.nnz());
+      }
+      const std::int64_t mixed = shape.per_user * 4 / 5;
       const auto Y = random_floats(static_cast<std::size_t>(m.cols) * k, 1 + k, 0.3);
       const auto X0 = random_floats(static_cast<std::size_t>(m.rows) * k, 2 + k, 0.3);
       const MatD G = gram_ref(Y, m.cols, k, 0.1);
@@ -146,8 +160,8 @@ TEST_F(KernelTest, CgStepMatchesCpuAndConvergesToTheExactSolution) {
         }
       }
       // Every row by a warp (the default for rows this short), every row by a block (the
-      // long-row path), and a mix of both.
-      for (const std::int64_t long_rows : {kCgLongRowEntries, std::int64_t{0}, std::int64_t{25}}) {
+      // long-row path), and a mix of both in one call (the shortened rows by warps).
+      for (const std::int64_t long_rows : {kCgLongRowEntries, std::int64_t{0}, mixed}) {
         // One CG step from the warm start: x1 = x0 + (r.r / r.Ar) r, r = b - A x0.
         auto dX = to_device(X0);
         als_cg_update(*res_, view, dY.data(), dG.data(), dX.data(), k, 1, long_rows);
