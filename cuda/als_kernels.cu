@@ -141,6 +141,45 @@ struct LossVisitor {
   }
 };
 
+// One CG step once A p is known: x += alpha p, r -= alpha A p, p = r + beta p, with
+// alpha = r.r / p.Ap and beta = r'.r' / r.r. Returns false where CG stops: p.Ap not
+// positive (or not finite), or the new residual under the floor (x is updated then).
+template <int KPL>
+__device__ __forceinline__ bool cg_advance(const float (&ap)[KPL], float (&x)[KPL], float (&r)[KPL], float (&p)[KPL],
+                                           float& rsold) {
+  const float pap = warp_sum(dot_lane<KPL>(p, ap));
+  if (!(pap > 0.0f) || !isfinite(pap)) return false;
+  const float alpha = rsold / pap;
+#pragma unroll
+  for (int t = 0; t < KPL; ++t) {
+    x[t] = fmaf(alpha, p[t], x[t]);
+    r[t] = fmaf(-alpha, ap[t], r[t]);
+  }
+  const float rsnew = warp_sum(dot_lane<KPL>(r, r));
+  if (rsnew < kResidualFloor) return false;
+  const float beta = rsnew / rsold;
+#pragma unroll
+  for (int t = 0; t < KPL; ++t) p[t] = fmaf(beta, p[t], r[t]);
+  rsold = rsnew;
+  return true;
+}
+
+// Writes x to xr (k floats) when every component is finite; a row that diverged keeps its
+// old factors. Every lane of the warp must call it; only a `writer` warp stores.
+template <int KPL>
+__device__ __forceinline__ void store_if_finite(const float (&x)[KPL], float* xr, int k, int lane, bool writer) {
+  bool finite = true;
+#pragma unroll
+  for (int t = 0; t < KPL; ++t) finite = finite && isfinite(x[t]);
+  if (__all_sync(kFullMask, finite) && writer) {
+#pragma unroll
+    for (int t = 0; t < KPL; ++t) {
+      const int c = lane + 32 * t;
+      if (c < k) xr[c] = x[t];
+    }
+  }
+}
+
 // One warp per row (warps stride over rows). All reductions are butterflies, so every
 // lane holds the same scalars and the control flow stays uniform across the warp.
 // Rows with more than long_row_entries entries are left to als_cg_long_kernel.
@@ -177,32 +216,10 @@ __global__ void __launch_bounds__(kThreads) als_cg_kernel(DeviceCsrView m, const
       gram_matvec<KPL>(gram, p, lane, ap);
       ProductVisitor<KPL> product{ap};
       visit_row<KPL>(m.indices, m.values, begin, end, other, k, lane, p, product);
-      const float pap = warp_sum(dot_lane<KPL>(p, ap));
-      if (!(pap > 0.0f) || !isfinite(pap)) break;
-      const float alpha = rsold / pap;
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) {
-        x[t] = fmaf(alpha, p[t], x[t]);
-        r[t] = fmaf(-alpha, ap[t], r[t]);
-      }
-      const float rsnew = warp_sum(dot_lane<KPL>(r, r));
-      if (rsnew < kResidualFloor) break;
-      const float beta = rsnew / rsold;
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) p[t] = fmaf(beta, p[t], r[t]);
-      rsold = rsnew;
+      if (!cg_advance<KPL>(ap, x, r, p, rsold)) break;
     }
 
-    bool finite = true;
-#pragma unroll
-    for (int t = 0; t < KPL; ++t) finite = finite && isfinite(x[t]);
-    if (__all_sync(kFullMask, finite)) {
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) {
-        const int c = lane + 32 * t;
-        if (c < k) xr[c] = x[t];
-      }
-    }
+    store_if_finite<KPL>(x, xr, k, lane, /*writer=*/true);
   }
 }
 
@@ -271,32 +288,10 @@ __global__ void __launch_bounds__(kThreads) als_cg_long_kernel(DeviceCsrView m, 
       gram_matvec<KPL>(gram, p, lane, ap);
 #pragma unroll
       for (int t = 0; t < KPL; ++t) ap[t] += acc[t];
-      const float pap = warp_sum(dot_lane<KPL>(p, ap));
-      if (!(pap > 0.0f) || !isfinite(pap)) break;
-      const float alpha = rsold / pap;
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) {
-        x[t] = fmaf(alpha, p[t], x[t]);
-        r[t] = fmaf(-alpha, ap[t], r[t]);
-      }
-      const float rsnew = warp_sum(dot_lane<KPL>(r, r));
-      if (rsnew < kResidualFloor) break;
-      const float beta = rsnew / rsold;
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) p[t] = fmaf(beta, p[t], r[t]);
-      rsold = rsnew;
+      if (!cg_advance<KPL>(ap, x, r, p, rsold)) break;
     }
 
-    bool finite = true;
-#pragma unroll
-    for (int t = 0; t < KPL; ++t) finite = finite && isfinite(x[t]);
-    if (__all_sync(kFullMask, finite) && warp == 0) {
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) {
-        const int c = lane + 32 * t;
-        if (c < k) xr[c] = x[t];
-      }
-    }
+    store_if_finite<KPL>(x, xr, k, lane, /*writer=*/warp == 0);  // one copy is enough
   }
 }
 

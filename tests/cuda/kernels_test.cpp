@@ -46,6 +46,25 @@ class KernelTest : public ::testing::Test {
     res_->synchronize();
     return host;
   }
+  /// A CSR matrix, the other side's factors Y and their Gram matrix (+ reg I) on the device.
+  struct DeviceSystem {
+    DeviceBuffer<float> y, gram;
+    DeviceBuffer<std::int64_t> indptr;
+    DeviceBuffer<std::int32_t> indices;
+    DeviceBuffer<float> values;
+    DeviceCsrView view;
+  };
+  DeviceSystem upload_system(const CsrMatrix& m, const std::vector<float>& Y, int k, float reg) {
+    DeviceSystem d;
+    d.y = to_device(Y);
+    d.gram = DeviceBuffer<float>(*res_, static_cast<std::size_t>(gram_stride(k)) * gram_stride(k));
+    compute_gram(*res_, d.y.data(), m.cols, k, reg, d.gram.data());
+    d.indptr = to_device(m.indptr);
+    d.indices = to_device(m.indices);
+    d.values = to_device(m.values);
+    d.view = {m.rows, m.cols, m.nnz(), d.indptr.data(), d.indices.data(), d.values.data()};
+    return d;
+  }
   std::unique_ptr<GpuResources> res_;
 };
 
@@ -136,13 +155,7 @@ TEST_F(KernelTest, CgStepMatchesCpuAndConvergesToTheExactSolution) {
       const auto Y = random_floats(static_cast<std::size_t>(m.cols) * k, 1 + k, 0.3);
       const auto X0 = random_floats(static_cast<std::size_t>(m.rows) * k, 2 + k, 0.3);
       const MatD G = gram_ref(Y, m.cols, k, 0.1);
-      auto dY = to_device(Y);
-      DeviceBuffer<float> dG(*res_, static_cast<std::size_t>(gram_stride(k)) * gram_stride(k));
-      compute_gram(*res_, dY.data(), m.cols, k, 0.1f, dG.data());
-      auto ip = to_device(m.indptr);
-      auto ix = to_device(m.indices);
-      auto iv = to_device(m.values);
-      const DeviceCsrView view{m.rows, m.cols, m.nnz(), ip.data(), ix.data(), iv.data()};
+      const DeviceSystem d = upload_system(m, Y, k, 0.1f);
 
       std::vector<double> ref1, ref_exact;
       for (std::int32_t r = 0; r < m.rows; ++r) {
@@ -164,12 +177,12 @@ TEST_F(KernelTest, CgStepMatchesCpuAndConvergesToTheExactSolution) {
       for (const std::int64_t long_rows : {kCgLongRowEntries, std::int64_t{0}, mixed}) {
         // One CG step from the warm start: x1 = x0 + (r.r / r.Ar) r, r = b - A x0.
         auto dX = to_device(X0);
-        als_cg_update(*res_, view, dY.data(), dG.data(), dX.data(), k, 1, long_rows);
+        als_cg_update(*res_, d.view, d.y.data(), d.gram.data(), dX.data(), k, 1, long_rows);
         EXPECT_LT(rel_error(ref1, to_host(dX)), 1e-4) << "k=" << k << " long rows > " << long_rows;
 
         // Many steps: CG reaches the exact solution (float precision).
         auto dX2 = to_device(X0);
-        als_cg_update(*res_, view, dY.data(), dG.data(), dX2.data(), k, 3 * k, long_rows);
+        als_cg_update(*res_, d.view, d.y.data(), d.gram.data(), dX2.data(), k, 3 * k, long_rows);
         EXPECT_LT(rel_error(ref_exact, to_host(dX2)), 2e-3) << "k=" << k << " long rows > " << long_rows;
       }
     }
@@ -182,16 +195,10 @@ TEST_F(KernelTest, CholeskySolveMatchesCpu) {
     const CsrMatrix& m = p.train.user_items;
     const auto Y = random_floats(static_cast<std::size_t>(m.cols) * k, 3 + k, 0.3);
     const MatD G = gram_ref(Y, m.cols, k, 0.1);
-    auto dY = to_device(Y);
-    DeviceBuffer<float> dG(*res_, static_cast<std::size_t>(gram_stride(k)) * gram_stride(k));
-    compute_gram(*res_, dY.data(), m.cols, k, 0.1f, dG.data());
-    auto ip = to_device(m.indptr);
-    auto ix = to_device(m.indices);
-    auto iv = to_device(m.values);
-    const DeviceCsrView view{m.rows, m.cols, m.nnz(), ip.data(), ix.data(), iv.data()};
+    const DeviceSystem d = upload_system(m, Y, k, 0.1f);
     // Poisoned start: every row must be overwritten by the solve.
     DeviceBuffer<float> dX = to_device(std::vector<float>(static_cast<std::size_t>(m.rows) * k, 1e6f));
-    als_cholesky_update(*res_, view, dY.data(), dG.data(), dX.data(), k);
+    als_cholesky_update(*res_, d.view, d.y.data(), d.gram.data(), dX.data(), k);
     std::vector<double> ref;
     for (std::int32_t r = 0; r < m.rows; ++r) {
       MatD A;
@@ -212,17 +219,12 @@ TEST_F(KernelTest, ImplicitLossMatchesCpu) {
   const float reg = 0.07f;
   const double ref = implicit_als_loss(m, model.user_factors, model.item_factors, reg, 1);
   auto dX = to_device(std::vector<float>(model.user_factors.data(), model.user_factors.data() + model.user_factors.size()));
-  auto dY = to_device(std::vector<float>(model.item_factors.data(), model.item_factors.data() + model.item_factors.size()));
-  DeviceBuffer<float> dG(*res_, static_cast<std::size_t>(gram_stride(k)) * gram_stride(k));
-  compute_gram(*res_, dY.data(), m.cols, k, reg, dG.data());
-  auto ip = to_device(m.indptr);
-  auto ix = to_device(m.indices);
-  auto iv = to_device(m.values);
+  const DeviceSystem d = upload_system(
+      m, std::vector<float>(model.item_factors.data(), model.item_factors.data() + model.item_factors.size()), k, reg);
   DeviceBuffer<double> terms(*res_, 2);
-  als_loss_terms(*res_, {m.rows, m.cols, m.nnz(), ip.data(), ix.data(), iv.data()}, dX.data(), dY.data(), dG.data(), k,
-                 terms.data());
+  als_loss_terms(*res_, d.view, dX.data(), d.y.data(), d.gram.data(), k, terms.data());
   const auto t = to_host(terms);
-  const double item_norm = sum_of_squares(*res_, dY.data(), static_cast<std::int64_t>(dY.size()));
+  const double item_norm = sum_of_squares(*res_, d.y.data(), static_cast<std::int64_t>(d.y.size()));
   const double got = (t[0] + reg * item_norm) / (t[1] + double(m.rows) * m.cols - m.nnz());
   EXPECT_NEAR(got, ref, 1e-5 * std::abs(ref));
 }
