@@ -251,6 +251,15 @@ int main(int argc, char** argv) {
     const Matrices m = generate(users, items, nnz, 42);
     std::printf("data %s: %d users x %d items, %lld interactions, generated in %.1fs\n", size, users, items,
                 static_cast<long long>(m.implicit_set.user_items.nnz()), now_s() - g0);
+    // The longest rows bound the CG half-steps (a warp per row; a block above kCgLongRowEntries).
+    auto longest = [](const CsrMatrix& x) {
+      std::int64_t best = 0;
+      for (std::int32_t r = 0; r < x.rows; ++r) best = std::max(best, x.row_size(r));
+      return best;
+    };
+    std::printf("longest row: user %lld, item %lld entries\n",
+                static_cast<long long>(longest(m.implicit_set.user_items)),
+                static_cast<long long>(longest(m.implicit_set.item_users)));
 
     TrainConfig c;
     c.factors = opt.factors;
