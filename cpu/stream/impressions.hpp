@@ -20,7 +20,7 @@ struct ImpressionOutcome {
 };
 
 /// Pending impressions in event-time order (host memory: about 32 bytes per impression and
-/// 29 per tracked item, plus a hash-map entry per user with pending impressions). At most
+/// 29 per tracked item, plus 32 bytes per user key up to the largest pending one). At most
 /// `max_pending` are held; beyond that the oldest is closed early (its unrewarded items become
 /// weak negatives), so memory stays bounded whatever the traffic.
 ///

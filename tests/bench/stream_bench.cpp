@@ -123,6 +123,13 @@ Ingest ingest(StreamEngine& engine, const std::string& path, bool time_each, std
   return r;
 }
 
+// As freshrec-stream applies: the updater's batches (source.apply_batch) and lock holds
+// (source.apply_hold_ms), shipped defaults. Unlike freshrec-stream, no per-event timings.
+Ingest ingest_as_updater(StreamEngine& engine, const std::string& path) {
+  const SourceSettings shipped;
+  return ingest(engine, path, false, shipped.apply_batch, static_cast<std::uint64_t>(shipped.apply_hold_ms * 1e6));
+}
+
 // Median events/s of `reps` ingests on fresh engines, applied as freshrec-stream applies
 // (the updater's batches and lock holds); `digest` gets the state the runs ended in (empty
 // when two runs disagree).
@@ -133,8 +140,7 @@ double median_batched_rate(const StreamConfig& config, const std::shared_ptr<con
   bool same = true;
   for (int rep = 0; rep < reps; ++rep) {
     StreamEngine engine(config, baseline);
-    const Ingest x = ingest(engine, path, false, SourceSettings{}.apply_batch,
-                            static_cast<std::uint64_t>(SourceSettings{}.apply_hold_ms * 1e6));
+    const Ingest x = ingest_as_updater(engine, path);
     rates.push_back(static_cast<double>(x.lines) / x.seconds);
     const std::string d = engine.state_digest();
     if (rep == 0) first = d;
@@ -292,8 +298,7 @@ int main(int argc, char** argv) {
   const double p50 = percentile(timed.apply_ns, 0.5) / 1e3, p99 = percentile(timed.apply_ns, 0.99) / 1e3;
   // The same as freshrec-stream applies it: in the updater's batches under one lock each.
   StreamEngine engine_batched(config, baseline);
-  const Ingest batched = ingest(engine_batched, path, false, SourceSettings{}.apply_batch,
-                                static_cast<std::uint64_t>(SourceSettings{}.apply_hold_ms * 1e6));
+  const Ingest batched = ingest_as_updater(engine_batched, path);
   const double eps_batched = static_cast<double>(batched.lines) / batched.seconds;
   const bool batched_same = engine_batched.state_digest() == engine.state_digest();
 
@@ -301,12 +306,11 @@ int main(int argc, char** argv) {
   // updater's batches and lock holds (source.apply_batch / apply_hold_ms: readers let a
   // waiting writer in first; a batch pays that wait once, a reader waits at most one hold)
   const std::size_t kServeBatch = SourceSettings{}.apply_batch;
-  const auto hold_ns = static_cast<std::uint64_t>(SourceSettings{}.apply_hold_ms * 1e6);
   StreamEngine live(config, baseline);
   std::atomic<bool> done{false};
   Ingest background;
   std::thread writer([&] {
-    background = ingest(live, path, false, kServeBatch, hold_ns);
+    background = ingest_as_updater(live, path);
     done = true;
   });
   std::vector<float> rec_ns;
