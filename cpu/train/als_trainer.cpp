@@ -32,7 +32,9 @@ void solve_row_cg(const CsrMatrix& Cui, std::int32_t u, const FactorMatrix& Y, c
   const int k = static_cast<int>(x.size());
   const std::int64_t b = Cui.row_begin(u);
   const Eigen::Index n = static_cast<Eigen::Index>(Cui.row_end(u) - b);
-  if (s.gathered.rows() < n) s.gathered.resize(n, k);
+  // The width is checked too: a thread whose first row is empty would otherwise keep
+  // the 0x0 scratch and form a 0x0 * k product below.
+  if (s.gathered.rows() < n || s.gathered.cols() != k) s.gathered.resize(std::max<Eigen::Index>(n, 1), k);
   const int row_bytes = k * static_cast<int>(sizeof(float));
   for (Eigen::Index j = 0; j < n; ++j) {
     // Rows of Y are scattered; fetching a few ahead overlaps their cache misses.

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/data/csr.hpp"
 #include "cpu/train/als_trainer.hpp"
 #include "cpu/train/loss.hpp"
 #include "cpu/train/random.hpp"
@@ -267,6 +268,24 @@ TEST_F(AlsFixture, SkipsLossWhenNotRequestedAndChecksModelShape) {
   initialize_factors(log_, data_, c, ModelKind::kImplicit, nullptr, wrong);
   c.factors = 8;
   EXPECT_THROW(AlsTrainer(c).fit(data_, wrong, nullptr), InputError);
+}
+
+// A user with no training entries (possible after a time split) solves (YtY + reg I) x = 0.
+// The empty row comes first so that a thread's scratch is still unsized when it meets it.
+TEST(AlsSolveRows, EmptyRowsSolveToZeroWithBothSolvers) {
+  const int k = 4;
+  CsrMatrix cui = build_csr(4, 3, {{1, 0, 3.0f}, {1, 2, 1.5f}, {3, 1, 2.0f}}, DuplicatePolicy::kSum);
+  FactorMatrix Y(3, k);
+  Y << 0.3f, -0.1f, 0.2f, 0.5f, /**/ -0.4f, 0.2f, 0.1f, 0.3f, /**/ 0.1f, 0.6f, -0.2f, 0.2f;
+  for (AlsSolver solver : {AlsSolver::kCholesky, AlsSolver::kConjugateGradient}) {
+    FactorMatrix X = FactorMatrix::Constant(4, k, 0.5f);
+    EXPECT_EQ(als_solve_rows(cui, Y, X, 0.1f, solver, 2 * k, 1), 0);
+    ASSERT_TRUE(X.allFinite());
+    EXPECT_LT(X.row(0).cwiseAbs().maxCoeff(), 1e-5f) << static_cast<int>(solver);
+    EXPECT_LT(X.row(2).cwiseAbs().maxCoeff(), 1e-5f) << static_cast<int>(solver);
+    EXPECT_GT(X.row(1).cwiseAbs().maxCoeff(), 1e-2f) << static_cast<int>(solver);
+    EXPECT_GT(X.row(3).cwiseAbs().maxCoeff(), 1e-2f) << static_cast<int>(solver);
+  }
 }
 
 // ---------------------------------------------------------------- warm start
