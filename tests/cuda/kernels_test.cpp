@@ -94,6 +94,23 @@ MatD gram_ref(const std::vector<float>& F, int n, int k, double reg) {
   return G;
 }
 
+/// `full` with row r cut to its first keep(r, size) entries.
+template <class Keep>
+CsrMatrix cut_rows(const CsrMatrix& full, Keep keep) {
+  CsrMatrix m;
+  m.rows = full.rows;
+  m.cols = full.cols;
+  for (std::int32_t r = 0; r < full.rows; ++r) {
+    const std::int64_t len = keep(r, full.row_size(r));
+    for (std::int64_t n = full.row_begin(r); n < full.row_begin(r) + len; ++n) {
+      m.indices.push_back(full.indices[n]);
+      m.values.push_back(full.values[n]);
+    }
+    m.indptr.push_back(m.nnz());
+  }
+  return m;
+}
+
 // The system row r of `m` solves, in double: A = G + sum (c-1) y y^T, b = sum c y.
 void system_ref(const CsrMatrix& m, std::int32_t r, const std::vector<float>& Y, int k, const MatD& G, MatD& A,
                 Eigen::VectorXd& b) {
@@ -138,19 +155,11 @@ TEST_F(KernelTest, CgStepMatchesCpuAndConvergesToTheExactSolution) {
       SCOPED_TRACE("rows of " + std::to_string(shape.per_user) + " entries");
       const auto p = testing::make_problem(shape.users, shape.items, shape.per_user, false, 300 + k);
       // Even rows keep their first 60% of entries, so a threshold of 80% splits the rows
-      // between the warp path and the block path (make_problem's rows are all one length).
-      const CsrMatrix& full = p.train.user_items;
-      CsrMatrix m;
-      m.rows = full.rows;
-      m.cols = full.cols;
-      for (std::int32_t r = 0; r < full.rows; ++r) {
-        const std::int64_t len = r % 2 != 0 ? full.row_size(r) : full.row_size(r) * 3 / 5;
-        for (std::int64_t n = full.row_begin(r); n < full.row_begin(r) + len; ++n) {
-          m.indices.push_back(full.indices[n]);
-          m.values.push_back(full.values[n]);
-        }
-        m.indptr.push_back(m.nnz());
-      }
+      // between the warp path and the block path (make_problem's rows are all one length);
+      // every fifth row is empty (a user with no training entries).
+      const CsrMatrix m = cut_rows(p.train.user_items, [](std::int32_t r, std::int64_t size) {
+        return r % 5 == 3 ? 0 : r % 2 != 0 ? size : size * 3 / 5;
+      });
       const std::int64_t mixed = shape.per_user * 4 / 5;
       const auto Y = random_floats(static_cast<std::size_t>(m.cols) * k, 1 + k, 0.3);
       const auto X0 = random_floats(static_cast<std::size_t>(m.rows) * k, 2 + k, 0.3);
@@ -192,7 +201,9 @@ TEST_F(KernelTest, CgStepMatchesCpuAndConvergesToTheExactSolution) {
 TEST_F(KernelTest, CholeskySolveMatchesCpu) {
   for (int k : {8, 33, 64, 128}) {
     const auto p = testing::make_problem(70, 150, 40, false, 400 + k);
-    const CsrMatrix& m = p.train.user_items;
+    // Every seventh row empty: it solves (G + reg I) x = 0, x = 0.
+    const CsrMatrix m =
+        cut_rows(p.train.user_items, [](std::int32_t r, std::int64_t size) { return r % 7 == 5 ? 0 : size; });
     const auto Y = random_floats(static_cast<std::size_t>(m.cols) * k, 3 + k, 0.3);
     const MatD G = gram_ref(Y, m.cols, k, 0.1);
     const DeviceSystem d = upload_system(m, Y, k, 0.1f);
