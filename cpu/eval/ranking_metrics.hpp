@@ -32,8 +32,8 @@ struct RankingMetrics {
 };
 
 /// Indices of the best `k` items of scores[0 .. n_items) into `out` (caller-owned, room
-/// for k), best first: higher score first, ties to the lower item index, NaN below
-/// everything. Items in the ascending range [excluded_begin, excluded_end) are never
+/// for k), best first: higher score first, ties to the lower item index, NaN ranked as
+/// -infinity (below every finite score). Items in the ascending range [excluded_begin, excluded_end) are never
 /// chosen. Returns how many were written (< k only when too few items remain).
 int select_top_k(const float* scores, std::int32_t n_items, const std::int32_t* excluded_begin,
                  const std::int32_t* excluded_end, int k, std::int32_t* out);

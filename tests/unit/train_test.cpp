@@ -1,6 +1,7 @@
 // CPU trainers: training-set construction, implicit ALS (CG and Cholesky), biased SGD,
 // warm start, determinism, divergence guard and the backend factory.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "cpu/data/csr.hpp"
 #include "cpu/train/als_trainer.hpp"
+#include "cpu/train/gram.hpp"
 #include "cpu/train/loss.hpp"
 #include "cpu/train/random.hpp"
 #include "cpu/train/sgd_trainer.hpp"
@@ -286,6 +288,27 @@ TEST(AlsSolveRows, EmptyRowsSolveToZeroWithBothSolvers) {
     EXPECT_GT(X.row(1).cwiseAbs().maxCoeff(), 1e-2f) << static_cast<int>(solver);
     EXPECT_GT(X.row(3).cwiseAbs().maxCoeff(), 1e-2f) << static_cast<int>(solver);
   }
+}
+
+// gram_matrix sums 16 fixed chunks so the thread count cannot change the arithmetic. With
+// threads = 1 its region has one thread, and Eigen's GEMM then forks on its own (it only
+// stays serial inside a region of more than one thread) with a different depth blocking:
+// YtY, and every ALS iterate after it, differed in the last bits between threads = 1 and
+// threads = 2. Chunks deeper than Eigen's depth block (~300) and k = 32 make it fork.
+TEST(GramMatrix, SameBitsForAnyThreadCount) {
+  Rng rng(3);
+  FactorMatrix Y(16 * 1500, 32);
+  for (Eigen::Index r = 0; r < Y.rows(); ++r)
+    for (Eigen::Index c = 0; c < Y.cols(); ++c) Y(r, c) = static_cast<float>(rng.normal());
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(4);  // what Eigen forks to when left alone, whatever the machine
+  const Eigen::MatrixXf one = gram_matrix(Y, 1);
+  const Eigen::MatrixXf two = gram_matrix(Y, 2);
+  const Eigen::MatrixXf four = gram_matrix(Y, 4);
+  EXPECT_EQ(omp_get_max_threads(), 4);  // the caller's setting is left alone
+  omp_set_num_threads(saved);
+  EXPECT_TRUE(one == two) << "max |diff| " << (one - two).cwiseAbs().maxCoeff();
+  EXPECT_TRUE(four == two) << "max |diff| " << (four - two).cwiseAbs().maxCoeff();
 }
 
 // ---------------------------------------------------------------- warm start
