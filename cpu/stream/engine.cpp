@@ -49,6 +49,8 @@ void validate(const StreamConfig& c) {
   if (!(c.session.lambda_session >= 0)) bad("session.lambda_session", "must be >= 0");
   for (double s : c.windows.seconds)
     if (!(s > 0) || !std::isfinite(s)) bad("windows.seconds", "entries must be finite and > 0");
+    else if (kMaxEventTimestamp / (s / WindowTable::kBuckets) > 0x1p62)
+      bad("windows.seconds", "entries must be >= 16 * 2100-01-01 / 2^62 s (~1.5e-8 s): bucket indexes are int64");
   if (c.sgd.negatives < 0) bad("sgd.negatives", "must be >= 0");
   if (!(c.sgd.user_learning_rate > 0)) bad("sgd.user_learning_rate", "must be > 0");
   if (!(c.sgd.gradient_clip > 0)) bad("sgd.gradient_clip", "must be > 0");
@@ -69,6 +71,24 @@ void validate(const StreamConfig& c) {
   if (x.max_pending_impressions < 1) bad("explore.max_pending_impressions", "must be >= 1");
   if (x.max_items_per_impression < 1) bad("explore.max_items_per_impression", "must be >= 1");
 }
+// The baseline's shape and values as the engine reads them (snapshots are checked on load;
+// an in-process caller's model is not): user rows of k floats (a 0-row user matrix may be
+// 0x0), biases empty or one per row, one id per row, every value finite. A violation read
+// past a row or put a NaN into the item table (and its int8 copy).
+void validate_baseline(const FactorModel& m) {
+  auto bad = [](const std::string& why) { throw InputError("StreamEngine: baseline model " + why); };
+  const Eigen::Index k = m.item_factors.cols();
+  const Eigen::Index nu = m.user_factors.rows(), ni = m.item_factors.rows();
+  if (m.user_factors.cols() != k && nu > 0)
+    bad("has " + std::to_string(m.user_factors.cols()) + " user factor columns, " + std::to_string(k) + " item ones");
+  if (m.user_bias.size() != 0 && m.user_bias.size() != nu) bad("user_bias size differs from its user count");
+  if (m.item_bias.size() != 0 && m.item_bias.size() != ni) bad("item_bias size differs from its item count");
+  if (static_cast<Eigen::Index>(m.user_ids.size()) != nu) bad("user_ids size differs from its user count");
+  if (static_cast<Eigen::Index>(m.item_ids.size()) != ni) bad("item_ids size differs from its item count");
+  if (!m.user_factors.allFinite() || !m.item_factors.allFinite() || !m.user_bias.allFinite() ||
+      !m.item_bias.allFinite() || !std::isfinite(m.global_bias))
+    bad("holds a non-finite value");
+}
 }  // namespace
 
 Core::Core(const StreamConfig& config, std::shared_ptr<const FactorModel> baseline,
@@ -78,6 +98,7 @@ Core::Core(const StreamConfig& config, std::shared_ptr<const FactorModel> baseli
   validate(cfg_);
   build_lr_table();
   if (!baseline) throw InputError("StreamEngine: baseline model is null");
+  validate_baseline(*baseline);
   install_baseline(std::move(baseline), std::move(info));
   // Per-user arrays grow one slot per new user: reserving for the nightly model's users (the
   // expected active set) up front saves the copies of each doubling and their page faults
@@ -464,6 +485,7 @@ ApplyResult Core::apply(const Event& e) {
 
 void Core::swap_baseline(std::shared_ptr<const FactorModel> next) {
   if (!next) throw InputError("swap_baseline: next model is null");
+  validate_baseline(*next);  // before anything changes: a refused model leaves the state as it was
   std::shared_ptr<const BaselineInfo> info = make_baseline_info(*next);
   // The bandit's priors follow the nightly user vectors; its evidence stays.
   if (explorer_) explorer_->rebase(*base_, *next);
@@ -486,6 +508,11 @@ void Core::swap_baseline(std::shared_ptr<const FactorModel> next) {
       fold_in(static_cast<std::int32_t>(slot));
   }
   rebuild_sampler();
+  // The swap restarts the guard cycle: the running cycle's trained events join the replay
+  // buffer now, as at a cycle's end (left in pending_, they were carried into the next cycle,
+  // which then held more than cycle_events of them: its checkpoint was refused on restore).
+  for (const LearnRecord& r : pending_) ring_push(replay_, replay_head_, cfg_.guard.replay_capacity, r);
+  pending_.clear();
   start_cycle();
 }
 

@@ -211,7 +211,8 @@ Recommendation Explorer::recommend(const StreamEngine& engine, const RecommendRe
 Recommendation Explorer::recommend(const GreedyFn& greedy_fn, const ScoreFn& score_fn, const FactorModel& base,
                                    double watermark, const RecommendRequest& request, std::uint64_t request_number) const {
   RecommendRequest wide = request;
-  wide.k = request.k + std::max(cfg_.pool, 0);
+  const int pool = std::max(cfg_.pool, 0);
+  wide.k = request.k > std::numeric_limits<int>::max() - pool ? std::numeric_limits<int>::max() : request.k + pool;
   const double t = request.time ? *request.time : watermark;
   wide.time = t;
   Recommendation greedy = greedy_fn(wide);

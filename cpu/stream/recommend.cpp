@@ -229,7 +229,8 @@ Recommendation Core::recommend_greedy(const RecommendRequest& req) const {
   const auto user_err = static_cast<float>(c_bound * u_l1 * dot_scale);
   const auto page_err = use_page ? static_cast<float>(c_bound * p_l1 * std::fabs(page_w) / page_norm) : 0.0f;
 
-  const std::size_t want = static_cast<std::size_t>(req.k);
+  // No more than the catalogue: a larger k (an in-process caller) would only size the buffers.
+  const std::size_t want = std::min(static_cast<std::size_t>(req.k), n);
   // Min-heap of the `want` largest lower bounds: tau = its top once full.
   std::vector<float> lows;
   lows.reserve(want + 1);

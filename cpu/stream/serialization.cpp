@@ -466,7 +466,9 @@ void Core::restore(std::istream& in) {
     refresh_norm(static_cast<std::uint32_t>(i));
     max_item_events_ = std::max(max_item_events_, item_events_[i]);
     item_lp_[i] = std::log1p(static_cast<double>(item_events_[i]));
-    if (!std::isfinite(item_norm_[i])) rd.fail("non-finite item vector");
+    // The row itself, not its norm: a finite row beyond ~1.8e19 has an infinite float norm
+    // and is a state the engine runs on (and checkpoints) like any other.
+    if (!items_.row(static_cast<Eigen::Index>(i)).allFinite()) rd.fail("non-finite item vector");
   }
   lp_max_ = std::log1p(static_cast<double>(max_item_events_));
   for (float d : user_delta_)

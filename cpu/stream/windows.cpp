@@ -29,7 +29,14 @@ void WindowTable::clear_row(std::size_t row) {
 
 namespace {
 inline std::int64_t bucket_index(double t, double width) {
-  return static_cast<std::int64_t>(std::floor(t / width));
+  // Event times are range-checked, but a request time (score, recommend's trending term) may
+  // be any double: beyond +-2^62 buckets (or NaN) it is clamped, far from every event's bucket,
+  // so a count there is 0 and the int64 arithmetic around it cannot overflow.
+  constexpr double kLimit = 0x1p62;
+  const double x = std::floor(t / width);
+  if (!(x > -kLimit)) return -static_cast<std::int64_t>(kLimit);
+  if (!(x < kLimit)) return static_cast<std::int64_t>(kLimit);
+  return static_cast<std::int64_t>(x);
 }
 inline std::size_t slot_of(std::int64_t idx) {
   // Non-negative modulo, so negative epoch times work too.

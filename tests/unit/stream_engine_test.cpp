@@ -2,6 +2,7 @@
 // eviction, finite checks, exclusions and the "running shoes" story.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -971,6 +972,187 @@ TEST(StreamExplore, SaveRestoreMidStreamMatchesAnUninterruptedRun) {
     EXPECT_NE(std::string(e.what()).find("unsupported version 2"), std::string::npos) << e.what();
   }
   EXPECT_EQ(a.state_digest(), digest);
+}
+
+// ---- Edge cases found by the streaming-core audit (sizes 0/1, extreme times, swaps, restores).
+
+// A baseline row that is finite but large (|q| > ~1.8e19: its float norm overflows) is a state
+// the engine accepts and runs on; its checkpoint must restore like any other.
+TEST(StreamAudit, CheckpointOfABaselineWithAHugeFiniteRowRestores) {
+  auto m = random_model(5, 10, 4);
+  m->item_factors.row(2).setConstant(1e30f);
+  StreamConfig c = quiet_config();
+  c.guard.cycle_events = 40;
+  const auto events = mixed_stream(200, 5, 10, 3);
+  StreamEngine a(c, m);
+  for (const auto& e : events) a.apply(e);
+  StreamEngine first(c, m);
+  for (std::size_t j = 0; j < 100; ++j) first.apply(events[j]);
+  std::stringstream ckpt;
+  first.save(ckpt);
+  StreamEngine resumed(c, m);
+  ASSERT_NO_THROW(resumed.restore(ckpt));
+  EXPECT_EQ(resumed.state_digest(), first.state_digest());
+  for (std::size_t j = 100; j < events.size(); ++j) resumed.apply(events[j]);
+  EXPECT_EQ(resumed.state_digest(), a.state_digest());
+}
+
+// A hot swap in the middle of a guard cycle restarts the cycle; the events the old cycle had
+// trained must not make the next checkpoint unrestorable (nor grow without bound).
+TEST(StreamAudit, CheckpointAfterAMidCycleSwapRestores) {
+  auto m = random_model(10, 20, 4);
+  StreamConfig c = quiet_config();
+  c.guard.cycle_events = 50;
+  c.guard.holdout_probability = 0.0;  // every trainable event is trained (joins the cycle)
+  auto events = mixed_stream(300, 10, 20, 21);
+  for (auto& e : events)
+    if (e.type == EventType::kSearch || e.item_id.empty()) e.type = EventType::kClick, e.item_id = "i1";
+  auto next = random_model(10, 20, 4, 8);
+  next->data_cutoff = events[30].timestamp;
+  auto run = [&](StreamEngine& eng, std::size_t from, std::size_t to) {
+    for (std::size_t j = from; j < to; ++j) {
+      if (j == 30) eng.swap_baseline(next);
+      ASSERT_TRUE(eng.apply(events[j]).accepted);
+    }
+  };
+  StreamEngine a(c, m);
+  run(a, 0, events.size());
+  for (std::size_t cut : {60u, 79u, 130u}) {  // 30 + 49: one event before the restarted cycle ends
+    StreamEngine first(c, m);
+    run(first, 0, cut);
+    std::stringstream ckpt;
+    first.save(ckpt);
+    StreamEngine resumed(c, next);
+    ASSERT_NO_THROW(resumed.restore(ckpt)) << cut;
+    EXPECT_EQ(resumed.state_digest(), first.state_digest()) << cut;
+    for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
+    EXPECT_EQ(resumed.state_digest(), a.state_digest()) << "cut at " << cut;
+  }
+}
+
+// score()/recommend() take any double as the request time (in-process callers): with the
+// trending term on, the window lookup must not overflow its int64 bucket index.
+TEST(StreamAudit, TrendingTermAtExtremeRequestTimes) {
+  auto m = random_model(5, 30, 4);
+  StreamConfig c = quiet_config();
+  c.blend.trending_weight = 0.5f;
+  StreamEngine eng(c, m);
+  for (const auto& e : mixed_stream(100, 5, 30, 7)) eng.apply(e);
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  for (double t : {1e300, -1e300, 1e30, -1e19, std::nan(""), kInf, -kInf}) {
+    RecommendRequest r;
+    r.user_id = "u1";
+    r.time = t;
+    const auto rec = eng.recommend(r);
+    EXPECT_EQ(rec.items.size(), 10u) << t;
+    (void)eng.score("u1", "i3", t);
+  }
+}
+
+// Window lengths are validated as finite and > 0; one so short that an event time's bucket
+// index leaves int64 must be refused up front, not overflow on the first event.
+TEST(StreamAudit, WindowTooShortForItsBucketIndexIsRefused) {
+  auto m = random_model(2, 5, 3);
+  StreamConfig c = quiet_config();
+  c.windows.seconds = {1e-9};
+  EXPECT_THROW(StreamEngine(c, m), InputError);
+}
+
+// k beyond the catalogue (an in-process caller; HTTP caps it) returns what k = catalogue size
+// returns, and neither allocates for k nor overflows k + pool in the explorer.
+TEST(StreamAudit, HugeKReturnsTheWholeCatalogue) {
+  auto m = random_model(5, 30, 4);
+  for (int slots : {0, 2}) {
+    StreamConfig c = slots ? explore_config(slots) : quiet_config();
+    StreamEngine eng(c, m);
+    for (const auto& e : stream_with_impressions(100, 5, 30, 7)) eng.apply(e);
+    RecommendRequest r;
+    r.user_id = "u1";
+    r.k = std::numeric_limits<int>::max();
+    const auto rec = eng.recommend(r);
+    EXPECT_GE(rec.items.size(), 20u) << slots;
+    std::set<std::string> ids;
+    for (const auto& x : rec.items) EXPECT_TRUE(ids.insert(x.item_id).second) << "duplicate " << x.item_id;
+    r.k = 1000;  // the whole catalogue (30 nightly items + the stream's): the same answer
+    const auto all = eng.recommend(r);
+    ASSERT_EQ(all.items.size(), rec.items.size()) << slots;
+    for (std::size_t j = 0; j < all.items.size(); ++j) EXPECT_EQ(all.items[j].item_id, rec.items[j].item_id) << slots;
+  }
+}
+
+// Degenerate shapes run the whole path (SGD with negatives, fold-in, guard, exploration,
+// recommend, checkpoint round trip, swap) without touching memory they do not own:
+// k = 1 and 17, one item (every negative is the positive), no items or users at all.
+TEST(StreamAudit, DegenerateShapesRunEndToEnd) {
+  struct Shape { int users, items, k; };
+  for (const Shape s :
+       {Shape{5, 1, 4}, Shape{5, 20, 1}, Shape{5, 20, 17}, Shape{0, 0, 4}, Shape{0, 3, 2}, Shape{4, 0, 3}}) {
+    SCOPED_TRACE("users " + std::to_string(s.users) + " items " + std::to_string(s.items) + " k " +
+                 std::to_string(s.k));
+    auto m = random_model(s.users, s.items, s.k);
+    StreamConfig c = explore_config(2);
+    c.guard.cycle_events = 23;
+    c.guard.holdout_probability = 0.2;
+    c.memory.max_users = 4;
+    const auto events = stream_with_impressions(400, std::max(s.users, 3), std::max(s.items, 3), 5);
+    StreamEngine a(c, m);
+    for (const auto& e : events) a.apply(e);
+    StreamEngine first(c, m);
+    for (std::size_t j = 0; j < 250; ++j) first.apply(events[j]);
+    std::stringstream ckpt;
+    first.save(ckpt);
+    StreamEngine resumed(c, m);
+    ASSERT_NO_THROW(resumed.restore(ckpt));
+    for (std::size_t j = 250; j < events.size(); ++j) resumed.apply(events[j]);
+    EXPECT_EQ(resumed.state_digest(), a.state_digest());
+    for (const char* u : {"u0", "new_u1", "nobody"}) {
+      RecommendRequest r;
+      r.user_id = u;
+      for (const auto& x : a.recommend(r).items) EXPECT_TRUE(std::isfinite(x.score)) << u;
+      for (float x : a.features(u).session_embedding) EXPECT_TRUE(std::isfinite(x));
+    }
+    // Swap to another k with fewer items, then go on.
+    auto next = random_model(3, std::max(s.items - 1, 0), s.k + 3, 9);
+    next->data_cutoff = events[200].timestamp;
+    a.swap_baseline(next);
+    for (std::size_t j = 0; j < 100; ++j) a.apply(events[j]);
+    RecommendRequest r;
+    r.user_id = "u0";
+    for (const auto& x : a.recommend(r).items) EXPECT_TRUE(std::isfinite(x.score));
+    std::stringstream ck2;
+    a.save(ck2);
+    StreamEngine b(c, next);
+    ASSERT_NO_THROW(b.restore(ck2));
+    EXPECT_EQ(b.state_digest(), a.state_digest());
+  }
+}
+
+// The engine trusts its baseline's shapes and values (rows of k floats, finite): a model that
+// breaks them (an in-process caller; snapshots are checked on load) is refused up front, at
+// construction and at a swap (the running state kept), instead of reading past a row or
+// quantising a NaN.
+TEST(StreamAudit, InconsistentOrNonFiniteBaselineIsRefused) {
+  StreamConfig c = quiet_config();
+  auto nan_item = random_model(3, 6, 4);
+  nan_item->item_factors(1, 2) = std::nanf("");
+  EXPECT_THROW(StreamEngine(c, nan_item), InputError);
+  auto narrow_users = random_model(3, 6, 4);
+  narrow_users->user_factors = FactorMatrix::Constant(3, 3, 0.1f);
+  EXPECT_THROW(StreamEngine(c, narrow_users), InputError);
+  auto short_bias = random_model(3, 6, 4);
+  short_bias->item_bias = Eigen::VectorXf::Zero(2);
+  EXPECT_THROW(StreamEngine(c, short_bias), InputError);
+
+  auto m = random_model(3, 6, 4);
+  StreamEngine eng(c, m);
+  for (const auto& e : mixed_stream(50, 3, 6, 4)) eng.apply(e);
+  const std::string before = eng.state_digest();
+  auto inf_user = random_model(3, 6, 4, 9);
+  inf_user->user_factors(2, 0) = INFINITY;
+  EXPECT_THROW(eng.swap_baseline(inf_user), InputError);
+  EXPECT_THROW(eng.swap_baseline(narrow_users), InputError);
+  EXPECT_EQ(eng.state_digest(), before);
+  EXPECT_EQ(eng.baseline().get(), m.get());
 }
 
 }  // namespace
