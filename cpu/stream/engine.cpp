@@ -338,7 +338,7 @@ void Core::evict_batch() {
 }
 
 void Core::count_item_event(std::uint32_t item) {
-  const std::uint32_t c = ++item_events_[item];
+  const std::uint32_t c = saturating_increment(item_events_[item]);
   item_lp_[item] = std::log1p(static_cast<double>(c));
   if (c > max_item_events_) {
     max_item_events_ = c;

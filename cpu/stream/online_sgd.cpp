@@ -222,7 +222,7 @@ void Core::learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng, bool neg
       u.history_head = static_cast<std::uint32_t>((u.history_head + 1) % cap);
     }
   }
-  if (mode == LearnMode::kLive) ++u.learn_events;
+  if (mode == LearnMode::kLive) saturating_increment(u.learn_events);
   if (mode == LearnMode::kLive && new_user && u.learn_events <= static_cast<std::uint32_t>(cfg_.foldin.max_events))
     fold_in(slot);
 
@@ -257,7 +257,7 @@ void Core::learn(const LearnRecord& r, LearnMode mode, Xoshiro256& rng, bool neg
       sgd_step(kk, slot, r.user, j, 0.0f, 1.0f, lr_u, sc.item_learning_rate * f, false, uvec, p);
     }
   });
-  ++user_updates_[slot];
+  saturating_increment(user_updates_[slot]);
 }
 
 void Core::learn_weak_negatives(std::uint32_t ukey, const std::uint32_t* items, std::size_t n) {

@@ -38,6 +38,14 @@ inline float dot(const float* a, const float* b, int k) noexcept {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+/// ++c that stops at the type's maximum: the lifetime counters (an item's events, a user's
+/// updates) live as long as the process and its checkpoints, and a popular item can pass
+/// 2^32 events; wrapping to 0 would make it the least popular item.
+inline std::uint32_t saturating_increment(std::uint32_t& c) noexcept {
+  c += c != UINT32_MAX;
+  return c;
+}
+
 /// Symmetric int8 quantisation of one row: q8[d] = round(q[d] / scale), scale = max|q| / 127
 /// (0 for a zero row, then q8 = 0). |q[d] - scale * q8[d]| <= scale / 2 (plus float rounding
 /// of the division, covered by the slack of the bound in recommend.cpp). Returns scale.

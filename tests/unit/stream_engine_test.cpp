@@ -1155,5 +1155,16 @@ TEST(StreamAudit, InconsistentOrNonFiniteBaselineIsRefused) {
   EXPECT_EQ(eng.baseline().get(), m.get());
 }
 
+// The lifetime counters stop at their maximum instead of wrapping: a popular item passing
+// 2^32 events would otherwise become the least popular one (sampler weight, trending).
+TEST(StreamAudit, LifetimeCountersSaturate) {
+  std::uint32_t c = UINT32_MAX - 1;
+  EXPECT_EQ(stream::saturating_increment(c), UINT32_MAX);
+  EXPECT_EQ(stream::saturating_increment(c), UINT32_MAX);
+  EXPECT_EQ(c, UINT32_MAX);
+  std::uint32_t z = 0;
+  EXPECT_EQ(stream::saturating_increment(z), 1u);
+}
+
 }  // namespace
 }  // namespace freshrec
