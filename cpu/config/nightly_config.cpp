@@ -4,6 +4,8 @@
 
 #include "cpu/config/yaml_reader.hpp"
 #include "cpu/data/event_type.hpp"
+#include "cpu/data/timestamp_parse.hpp"
+#include "cpu/model/snapshot.hpp"
 #include "cpu/util/error.hpp"
 
 namespace freshrec {
@@ -27,6 +29,9 @@ void read_generator(YamlSection& s, GeneratorConfig& g) {
   s.get("start_time", g.start_time, 0.0, 4e9);
   s.get("days", g.days, 1e-3, 36500.0);
   s.get("seed", g.seed);
+  // Event times past 2100 are refused by every reader (see kMaxEventTimestamp).
+  if (g.start_time + g.days * 86400.0 > kMaxEventTimestamp)
+    s.fail("days", "start_time + days runs past 2100-01-01, the latest event time the readers accept");
   if (g.items < g.categories) s.fail("items", "must be at least generator.categories (" + std::to_string(g.categories) + ")");
 }
 
@@ -101,6 +106,14 @@ void read_output(YamlSection& s, OutputConfig& o) {
   if (o.dir.empty()) s.fail("dir", "must not be empty");
   if (o.version.find('/') != std::string::npos || o.version == "." || o.version == "..")
     s.fail("version", "must be a plain directory name");
+  // The snapshot writer checks the name only after training; refuse it here instead.
+  if (!o.version.empty()) {
+    try {
+      validate_snapshot_version(o.version);
+    } catch (const InputError& e) {
+      s.fail("version", e.what());
+    }
+  }
 }
 
 NightlyConfig parse_node(const YAML::Node& root, const std::string& origin, const std::set<std::string>& overridden) {

@@ -93,8 +93,8 @@ void read_kafka(YamlSection& s, KafkaSettings& k) {
   s.get("topic", k.topic);
   s.get("group_id", k.group_id);
   s.get("scale_out", k.scale_out);
+  const std::vector<std::string> keys = s.keys_of("properties");  // marks an explicit null as read
   if (s.has("properties")) {
-    const std::vector<std::string> keys = s.keys_of("properties");
     s.section("properties", [&](YamlSection& p) {
       for (const std::string& key : keys) {
         std::string v;
@@ -122,8 +122,8 @@ void read_session(YamlSection& s, SessionConfig& c) {
 // Windows are a mapping label → seconds ("5m: 300"); the labels are for people, the
 // engine keeps the lengths in ascending order.
 void read_windows(YamlSection& s, WindowConfig& w) {
+  const std::vector<std::string> labels = s.keys_of("windows");  // marks an explicit null as read
   if (!s.has("windows")) return;
-  const std::vector<std::string> labels = s.keys_of("windows");
   std::vector<double> seconds;
   s.section("windows", [&](YamlSection& ws) {
     for (const std::string& label : labels) {

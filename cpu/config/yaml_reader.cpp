@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 
 #include "cpu/util/error.hpp"
 
@@ -16,6 +17,28 @@ YamlSection::YamlSection(YAML::Node node, std::string path, std::string origin,
     throw InputError(origin_ + (mark.line >= 0 ? ":" + std::to_string(mark.line + 1) : std::string()) +
                      ": key '" + (path_.empty() ? std::string("<root>") : path_) + "': expected a mapping");
   }
+  // yaml-cpp keeps every copy of a repeated key and lookups see only the first, so a
+  // second value would be dropped silently.
+  if (node_ && node_.IsMap()) {
+    std::map<std::string, int> first_line;
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.Scalar();
+      const int line = kv.first.Mark().line;
+      const auto [it, inserted] = first_line.emplace(key, line);
+      if (inserted) continue;
+      std::string msg = origin_;
+      if (!(overridden_ && overridden_->count(dotted(key))) && line >= 0) msg += ":" + std::to_string(line + 1);
+      msg += ": key '" + dotted(key) + "': duplicate key";
+      if (it->second >= 0) msg += " (first at line " + std::to_string(it->second + 1) + ")";
+      throw InputError(msg);
+    }
+  }
+}
+
+bool YamlSection::present(const std::string& key) {
+  const YAML::Node& node = node_;  // const lookups: a missing key is not added
+  if (node && node.IsMap() && node[key]) consumed_.insert(key);
+  return has(key);
 }
 
 bool YamlSection::has(const std::string& key) const {
@@ -43,15 +66,12 @@ YAML::Node YamlSection::scalar(const std::string& key) {
 }
 
 void YamlSection::get(const std::string& key, std::string& out) {
-  if (!has(key)) {
-    if (node_ && node_.IsMap() && node_[key]) consumed_.insert(key);  // explicit null keeps the default
-    return;
-  }
+  if (!present(key)) return;  // an explicit null keeps the default
   out = scalar(key).Scalar();
 }
 
 void YamlSection::get(const std::string& key, bool& out) {
-  if (!has(key)) return;
+  if (!present(key)) return;
   const std::string text = scalar(key).Scalar();
   if (text == "true" || text == "yes" || text == "on") out = true;
   else if (text == "false" || text == "no" || text == "off") out = false;
@@ -87,7 +107,7 @@ std::string fmt_range_value(double v) {
 }  // namespace
 
 void YamlSection::get(const std::string& key, std::int64_t& out, long long min, long long max) {
-  if (!has(key)) return;
+  if (!present(key)) return;
   const std::string text = scalar(key).Scalar();
   long long v = 0;
   double real = 0;
@@ -116,7 +136,7 @@ void YamlSection::get(const std::string& key, std::uint64_t& out) {
 }
 
 void YamlSection::get(const std::string& key, double& out, double min, double max) {
-  if (!has(key)) return;
+  if (!present(key)) return;
   const std::string text = scalar(key).Scalar();
   double v = 0;
   if (!parse_real(text, v) || !std::isfinite(v)) fail(key, "expected a finite number, got '" + text + "'");
@@ -144,8 +164,7 @@ void YamlSection::section(const std::string& key, const std::function<void(YamlS
 
 std::vector<std::string> YamlSection::keys_of(const std::string& key) {
   std::vector<std::string> keys;
-  if (!has(key)) return keys;
-  consumed_.insert(key);
+  if (!present(key)) return keys;
   const YAML::Node child = node_[key];
   if (!child.IsMap()) fail(key, "expected a mapping");
   for (const auto& kv : child) keys.push_back(kv.first.Scalar());

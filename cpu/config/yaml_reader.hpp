@@ -33,7 +33,7 @@ class YamlSection {
   template <typename Enum>
   void get_enum(const std::string& key, Enum& out, const std::vector<std::pair<std::string, Enum>>& choices) {
     std::string text;
-    if (!has(key)) return;
+    if (!present(key)) return;
     get(key, text);
     for (const auto& [name, value] : choices)
       if (name == text) {
@@ -56,6 +56,8 @@ class YamlSection {
   std::string dotted(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
  private:
+  /// has(key), and marks a key given an explicit null as read (it keeps the default).
+  bool present(const std::string& key);
   YAML::Node scalar(const std::string& key);
   std::string where(const std::string& key) const;
 

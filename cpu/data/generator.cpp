@@ -12,6 +12,7 @@
 #include <fmt/compile.h>
 #include <fmt/format.h>
 
+#include "cpu/data/timestamp_parse.hpp"
 #include "cpu/train/random.hpp"
 #include "cpu/util/error.hpp"
 
@@ -276,6 +277,9 @@ void validate_generator_config(const GeneratorConfig& c) {
     fail("start_time", fmt::format("must be epoch seconds in [0, 4e9], got {}", c.start_time));
   if (!(c.days > 0.0 && c.days <= 36500.0))
     fail("days", fmt::format("must be in (0, 36500], got {}", c.days));
+  // Every event time must be one the readers accept back (kMaxEventTimestamp).
+  if (c.start_time + c.days * 86400.0 > kMaxEventTimestamp)
+    fail("days", fmt::format("start_time + days ({} s) runs past 2100-01-01", c.start_time + c.days * 86400.0));
 }
 
 std::string generated_user_id(std::uint32_t user) { return fmt::format("u{}", user); }
@@ -482,6 +486,12 @@ struct EventGenerator::Impl {
       // Uniform order statistics spread the free time: sessions land anywhere in the
       // span, never closer than the gap. No free time: back to back, past the span.
       if (busy > span) ++stats.users_past_span;
+      // The user's last event lands at most at start_time + max(span, busy).
+      if (config.start_time + busy > kMaxEventTimestamp)
+        throw InputError(fmt::format(
+            "generator.session_gap_seconds: user u{} needs {:.0f} s for {} sessions and their gaps, which runs "
+            "past 2100-01-01; lower session_gap_seconds or events, or raise users",
+            u, busy, k));
       const double free_time = std::max(0.0, span - busy);
       slack.resize(k);
       for (double& s : slack) s = rng.uniform() * free_time;

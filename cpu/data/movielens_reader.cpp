@@ -79,6 +79,12 @@ bool parse_row(std::string_view line, char sep, Row& row, std::string& reason) {
     reason = column_prefix(1) + "empty id";
     return false;
   }
+  // A lone '\r' inside a line: snapshots store ids one a line and refuse it (after training).
+  for (std::size_t c = 0; c < 2; ++c)
+    if ((c == 0 ? row.user : row.item).find('\r') != std::string_view::npos) {
+      reason = column_prefix(c) + "id holds a line break ('\\r')";
+      return false;
+    }
   const std::string_view r = trim(f[2]);
   {
     const auto [ptr, ec] = std::from_chars(r.data(), r.data() + r.size(), row.rating);

@@ -44,6 +44,17 @@ const char* type_name(od::json_type t) {
   return "an unknown value";
 }
 
+// Ids are stored one a line in snapshots, which refuse a '\n' or '\r' in one (after
+// training); such an event is a bad line here instead.
+bool holds_line_break(std::string_view id) noexcept {
+  return id.find_first_of("\n\r") != std::string_view::npos;
+}
+
+bool line_break_fail(std::string& reason, const std::string& key) {
+  reason = key + ": holds a line break ('\\n' or '\\r'), which no id may contain";
+  return false;
+}
+
 bool json_fail(std::string& reason, simdjson::error_code e) {
   reason = std::string("invalid JSON: ") + simdjson::error_message(e);
   return false;
@@ -224,6 +235,7 @@ struct NdjsonEventParser::Impl {
         reason = key + ": empty item id";
         return false;
       }
+      if (holds_line_break(id)) return line_break_fail(reason, key);
       if (item_list.size() <= n) item_list.emplace_back();
       item_list[n].assign(id);
       ++n;
@@ -311,6 +323,8 @@ struct NdjsonEventParser::Impl {
       reason = "missing user_id";
       return false;
     }
+    if (holds_line_break(out.user_id)) return line_break_fail(reason, "user_id");
+    if (holds_line_break(out.item_id)) return line_break_fail(reason, "item_id");
     if (out.type == EventType::kImpression) {
       if (items_used == 0) {
         reason = "impression event without properties.items";

@@ -116,8 +116,8 @@ VariantSpec parse_variant(const std::string& name, const YAML::Node& node, const
   s.get_enum("scorer", v.scorer,
              {{"engine", ScorerKind::kEngine}, {"frozen", ScorerKind::kFrozen}, {"popularity", ScorerKind::kPopularity}});
   s.get("retrain_every_days", v.retrain_every_days, 0.0, 3650.0);
-  if (s.has("train")) s.keys_of("train");
-  if (s.has("stream")) s.keys_of("stream");
+  s.keys_of("train");  // checks it is a mapping; marks an explicit null as read
+  s.keys_of("stream");
   s.finish();
 
   YAML::Node train = YAML::Clone(base_train && !base_train.IsNull() ? base_train : YAML::Node(YAML::NodeType::Map));
@@ -197,7 +197,11 @@ ExperimentConfig parse_root(const YAML::Node& root, const std::string& origin, c
   if (const YAML::Node seeds = root["seeds"]) {
     c.seeds.clear();
     if (seeds.IsScalar()) {
-      c.seeds.push_back(seeds.as<std::uint64_t>());
+      try {
+        c.seeds.push_back(seeds.as<std::uint64_t>());
+      } catch (const YAML::Exception&) {
+        fail_at(origin, seeds, "seeds", "'" + seeds.Scalar() + "' is not a non-negative integer");
+      }
     } else if (seeds.IsSequence() && seeds.size() > 0) {
       for (const auto& s : seeds) {
         try {

@@ -28,7 +28,10 @@ bool parse_seq(const std::string& name, std::uint64_t& seq) {
   if (name.size() <= p + s || name.compare(0, p, kPrefix) != 0 || name.compare(name.size() - s, s, kSuffix) != 0)
     return false;
   const std::string digits = name.substr(p, name.size() - p - s);
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return false;
+  // At most 18 digits: std::stoull cannot overflow and seq + 1 never wraps to 0 (a stray
+  // "checkpoint-18446744073709551615.ckpt" made the next checkpoint 0, pruned at once).
+  if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
+    return false;
   seq = std::stoull(digits);
   return true;
 }
@@ -57,15 +60,33 @@ nlohmann::json offset_to_json(const SourceOffset& o) {
   return j;
 }
 
-SourceOffset offset_from_json(const nlohmann::json& j) {
+// nlohmann converts a double to an integer type with a plain cast (undefined beyond the
+// type's range) and wraps a negative number into an unsigned one: every integer field of
+// the header is checked to be an integer of the right sign first, and named when not.
+void check_integer(const nlohmann::json& v, const std::string& key, bool is_unsigned, const std::string& path) {
+  if (is_unsigned ? !v.is_number_unsigned() : !v.is_number_integer())
+    throw IntegrityError(path + ": checkpoint header field \"" + key + "\" is not " +
+                         (is_unsigned ? "a non-negative integer" : "an integer") + ": " + v.dump());
+}
+
+std::uint64_t get_u64(const nlohmann::json& j, const char* key, const std::string& path) {
+  const nlohmann::json& v = j.at(key);
+  check_integer(v, key, true, path);
+  return v.get<std::uint64_t>();
+}
+
+SourceOffset offset_from_json(const nlohmann::json& j, const std::string& path) {
   SourceOffset o;
-  o.byte_offset = j.at("byte_offset").get<std::uint64_t>();
-  o.line = j.at("line").get<std::uint64_t>();
-  o.device = j.at("device").get<std::uint64_t>();
-  o.inode = j.at("inode").get<std::uint64_t>();
+  o.byte_offset = get_u64(j, "byte_offset", path);
+  o.line = get_u64(j, "line", path);
+  o.device = get_u64(j, "device", path);
+  o.inode = get_u64(j, "inode", path);
   o.fingerprint = j.at("fingerprint").get<std::string>();
-  o.fingerprint_bytes = j.at("fingerprint_bytes").get<std::uint64_t>();
-  if (j.contains("partitions")) o.partitions = j.at("partitions").get<std::map<std::string, std::int64_t>>();
+  o.fingerprint_bytes = get_u64(j, "fingerprint_bytes", path);
+  if (j.contains("partitions")) {
+    for (const auto& [key, v] : j.at("partitions").items()) check_integer(v, "partitions." + key, false, path);
+    o.partitions = j.at("partitions").get<std::map<std::string, std::int64_t>>();
+  }
   return o;
 }
 
@@ -161,16 +182,17 @@ CheckpointRecord read_checkpoint(const std::string& path) {
 
   CheckpointRecord record;
   try {
-    if (header.at("format").get<int>() != kCheckpointFormatVersion)
+    if (header.at("format") != kCheckpointFormatVersion)
       throw IntegrityError(path + ": checkpoint format " + header.at("format").dump() + " is not " +
                            std::to_string(kCheckpointFormatVersion));
-    record.seq = header.at("seq").get<std::uint64_t>();
+    record.seq = get_u64(header, "seq", path);
     record.created_at = header.at("created_at").get<std::string>();
     record.baseline_version = header.at("baseline_version").get<std::string>();
-    record.source = offset_from_json(header.at("source"));
-    record.dead_letter_bytes = header.at("dead_letter_bytes").get<std::uint64_t>();
+    record.source = offset_from_json(header.at("source"), path);
+    record.dead_letter_bytes = get_u64(header, "dead_letter_bytes", path);
+    for (const auto& [key, v] : header.at("counters").items()) check_integer(v, "counters." + key, true, path);
     record.counters = header.at("counters").get<std::map<std::string, std::uint64_t>>();
-    const auto payload_bytes = header.at("payload_bytes").get<std::uint64_t>();
+    const auto payload_bytes = get_u64(header, "payload_bytes", path);
     const std::string expected = header.at("payload_sha256").get<std::string>();
     const std::size_t start = header_end + 1;
     if (bytes.size() - start != payload_bytes)

@@ -30,6 +30,15 @@ LoadedSnapshot ModelWatcher::take_pending() {
   return out;
 }
 
+void ModelWatcher::set_current(const std::string& version) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  current_ = version;
+  if (pending_.model && pending_.info.version == version) {
+    pending_ = LoadedSnapshot{};
+    has_pending_.store(false, std::memory_order_release);
+  }
+}
+
 void ModelWatcher::poll_now() {
   std::lock_guard<std::mutex> poll_lock(poll_mutex_);
   std::string version;

@@ -40,6 +40,9 @@ class ModelWatcher {
   /// Versions refused so far (bad checksum, unreadable) and loaded so far.
   std::uint64_t refused() const noexcept { return refused_.load(); }
   std::uint64_t loaded() const noexcept { return loaded_.load(); }
+  /// The caller swapped to `version` by itself (an admin reload): it becomes the current
+  /// one, and a waiting snapshot of that version is dropped (not swapped in twice).
+  void set_current(const std::string& version);
   /// Checks LATEST once on the calling thread (tests; the thread does the same).
   void poll_now();
 

@@ -1,4 +1,5 @@
 // The file, followed-file and stdin sources.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -28,6 +29,31 @@ std::string fingerprint_of(int fd, std::uint64_t bytes) {
     got += static_cast<std::uint64_t>(n);
   }
   return sha256_hex(head);
+}
+
+// Records in `o` the hash of the file's first bytes (up to what was consumed). Those bytes
+// never change while we read the file, so a full-length hash is computed once into `cache`.
+void fill_fingerprint(int fd, SourceOffset& o, std::string& cache) {
+  o.fingerprint_bytes = std::min<std::uint64_t>(o.byte_offset, kFingerprintBytes);
+  if (o.fingerprint_bytes == kFingerprintBytes && !cache.empty()) {
+    o.fingerprint = cache;
+  } else {
+    o.fingerprint = fingerprint_of(fd, o.fingerprint_bytes);
+    if (o.fingerprint_bytes == kFingerprintBytes) cache = o.fingerprint;
+  }
+}
+
+// Whether `fd` (fstat'ed as `st`) holds the stream `offset` was taken on. When the
+// checkpoint recorded the file's first bytes they decide, even for the same inode: a file
+// truncated and rewritten in place (copytruncate while we were down) keeps its inode, and
+// resuming it at the old offset would start in the middle of a line. A fingerprint length
+// offset() never writes is not trusted (nor used as an allocation size).
+bool same_stream(int fd, const struct stat& st, const SourceOffset& offset) {
+  const bool same_inode = static_cast<std::uint64_t>(st.st_ino) == offset.inode &&
+                          static_cast<std::uint64_t>(st.st_dev) == offset.device;
+  if (offset.fingerprint_bytes == 0 || offset.fingerprint.empty()) return same_inode;
+  if (offset.fingerprint_bytes > kFingerprintBytes || offset.fingerprint_bytes > offset.byte_offset) return false;
+  return fingerprint_of(fd, offset.fingerprint_bytes) == offset.fingerprint;
 }
 
 class FileSource final : public EventSource {
@@ -79,16 +105,7 @@ class FileSource final : public EventSource {
     o.line = buffer_.line();
     o.device = device_;
     o.inode = inode_;
-    if (fd_ >= 0) {
-      o.fingerprint_bytes = std::min<std::uint64_t>(o.byte_offset, kFingerprintBytes);
-      // The first kFingerprintBytes of a file never change while we read it; hash once.
-      if (o.fingerprint_bytes == kFingerprintBytes && !fingerprint_.empty()) {
-        o.fingerprint = fingerprint_;
-      } else {
-        o.fingerprint = fingerprint_of(fd_, o.fingerprint_bytes);
-        if (o.fingerprint_bytes == kFingerprintBytes) fingerprint_ = o.fingerprint;
-      }
-    }
+    if (fd_ >= 0) fill_fingerprint(fd_, o, fingerprint_);
     return o;
   }
 
@@ -100,10 +117,7 @@ class FileSource final : public EventSource {
     }
     struct stat st {};
     if (::fstat(fd_, &st) != 0) throw IoError(path_ + ": fstat: " + errno_text());
-    bool same = static_cast<std::uint64_t>(st.st_ino) == offset.inode &&
-                static_cast<std::uint64_t>(st.st_dev) == offset.device;
-    if (!same && offset.fingerprint_bytes > 0 && !offset.fingerprint.empty())
-      same = fingerprint_of(fd_, offset.fingerprint_bytes) == offset.fingerprint;
+    const bool same = same_stream(fd_, st, offset);
     const bool long_enough = static_cast<std::uint64_t>(st.st_size) >= offset.byte_offset;
     if (same && long_enough) {
       if (::lseek(fd_, static_cast<off_t>(offset.byte_offset), SEEK_SET) < 0)
@@ -180,11 +194,24 @@ class StdinSource final : public EventSource {
     o.line = buffer_.line();
     o.device = device_;
     o.inode = inode_;
+    if (regular_) fill_fingerprint(0, o, fingerprint_);  // identifies the file on resume
     return o;
   }
 
   std::string seek(const SourceOffset& offset) override {
     if (offset.byte_offset == 0 && offset.line == 0) return "";
+    if (regular_) {
+      // A blind lseek would "resume" past the end of a shorter file (reading nothing) or in
+      // the middle of a line of another one: refused, as the file source does.
+      struct stat st {};
+      if (::fstat(0, &st) != 0) throw IoError("stdin: fstat: " + errno_text());
+      const bool same = offset.inode == 0 || same_stream(0, st, offset);  // 0: taken on a pipe
+      if (!same || static_cast<std::uint64_t>(st.st_size) < offset.byte_offset)
+        throw InputError("stdin: not the file the checkpoint was reading (checkpoint: inode " +
+                         std::to_string(offset.inode) + ", " + std::to_string(offset.byte_offset) +
+                         " bytes consumed; now: inode " + std::to_string(st.st_ino) + ", " +
+                         std::to_string(st.st_size) + " bytes); refusing to guess where to resume");
+    }
     if (regular_ && ::lseek(0, static_cast<off_t>(offset.byte_offset), SEEK_SET) >= 0) {
       buffer_.reset(offset.byte_offset, offset.line);
       return "";
@@ -200,6 +227,7 @@ class StdinSource final : public EventSource {
   bool regular_ = false;
   std::uint64_t device_ = 0;
   std::uint64_t inode_ = 0;
+  mutable std::string fingerprint_;
 };
 
 }  // namespace

@@ -154,6 +154,7 @@ nlohmann::json StreamUpdater::reload_now() {
   engine_->swap_baseline(next);
   version_ = info.version;
   ++swaps_;
+  if (watcher_) watcher_->set_current(version_);  // or it loads and swaps the same version again
   log_line("reloaded baseline " + version_ + " in " + std::to_string(steady_seconds() - t0) + " s");
   if (options_.on_baseline) options_.on_baseline(version_, next->data_cutoff);
   checkpoint();
@@ -414,7 +415,8 @@ void StreamUpdater::checkpoint_or_warn() {
 
 void StreamUpdater::maybe_swap() {
   LoadedSnapshot next = watcher_->take_pending();
-  if (!next.model) return;
+  // Already in use: an admin reload swapped to it while the watcher was loading it.
+  if (!next.model || next.info.version == version_) return;
   const auto t0 = steady_seconds();
   engine_->swap_baseline(next.model);
   version_ = next.info.version;

@@ -118,6 +118,37 @@ TEST(NightlyConfig, OverridesApplyAndAreNamedInErrors) {
   EXPECT_NE(e.find("not a section"), std::string::npos) << e;
 }
 
+// An explicit null ("factors:" with nothing after it) keeps the default, as for strings;
+// it must not be reported as an unknown key.
+TEST(NightlyConfig, NullValueKeepsTheDefault) {
+  std::string e = error_of("train:\n  factors:\n  compute_loss: ~\n  solver: null\n  regularization:\n");
+  EXPECT_EQ(e, "");
+  const NightlyConfig c = parse_nightly_config("train:\n  factors:\n  solver:\n", "t.yaml");
+  EXPECT_EQ(c.train.factors, 64);
+}
+
+// YAML forbids duplicate keys; yaml-cpp keeps both and lookups see only the first, so the
+// second value would be dropped without a word.
+TEST(NightlyConfig, DuplicateKeyIsRefusedNamingKeyAndLine) {
+  std::string e = error_of("train:\n  factors: 8\n  iterations: 3\n  factors: 16\n");
+  EXPECT_NE(e.find("test.yaml:4"), std::string::npos) << e;
+  EXPECT_NE(e.find("train.factors"), std::string::npos) << e;
+  EXPECT_NE(e.find("duplicate"), std::string::npos) << e;
+  e = error_of("train:\n  factors: 8\ntrain:\n  iterations: 2\n");
+  EXPECT_NE(e.find("test.yaml:3"), std::string::npos) << e;
+  EXPECT_NE(e.find("duplicate"), std::string::npos) << e;
+}
+
+// output.version becomes a directory name checked by the snapshot writer only after
+// training; a name it will refuse must be refused while the config is read.
+TEST(NightlyConfig, OutputVersionIsValidatedUpFront) {
+  for (const char* bad : {"'nightly run'", "LATEST", ".hidden", "a\\b"}) {
+    const std::string e = error_of(std::string("output:\n  version: ") + bad + "\n");
+    EXPECT_NE(e.find("output.version"), std::string::npos) << bad << ": " << e;
+  }
+  EXPECT_EQ(error_of("output:\n  version: v1.2_nightly-3\n"), "");
+}
+
 TEST(NightlyConfig, ShippedConfigsLoad) {
   for (const char* name : {"nightly.yaml", "ml100k.yaml"}) {
     const std::string path = std::string(FRESHREC_SOURCE_DIR) + "/configs/" + name;

@@ -336,6 +336,24 @@ TEST_F(DataFiles, ForEachNdjsonEventDeliversSearchesToo) {
   EXPECT_THROW(for_each_ndjson_event(path, config, [](const Event&) {}), InputError);
 }
 
+// Snapshots store ids one a line and refuse ids holding '\n' or '\r' (after training);
+// the readers must reject such a line up front, naming it, and keep the others.
+TEST_F(DataFiles, IdsWithLineBreaksAreBadLines) {
+  const std::string good = ndjson("\"u1\"", "\"i9\"", "view", "1714564800");
+  const auto path = write("breaks.ndjson", good + "\n" + ndjson("\"u\\n2\"", "\"i9\"", "view", "1714564800") + "\n" +
+                                               ndjson("\"u3\"", "\"i\\r9\"", "click", "1714564800") + "\n" + good + "\n");
+  ParseReport report;
+  const InteractionLog log = load_interaction_log(config_for(path, DataFormat::kNdjson), &report);
+  EXPECT_EQ(log.size(), 2u);
+  expect_errors(report, {{2, "user_id"}, {3, "item_id"}});
+  for (const auto& e : report.errors) EXPECT_NE(e.reason.find("line break"), std::string::npos) << e.to_string();
+
+  const auto tsv = write("breaks.data", "1\t2\t3\t881250949\nu\r1\t2\t3\t881250949\n1\t2\r3\t4\t881250949\n");
+  const InteractionLog ml = load_interaction_log(config_for(tsv, DataFormat::kMovielensTsv), &report);
+  EXPECT_EQ(ml.size(), 1u);
+  expect_errors(report, {{2, "user"}, {3, "item"}});
+}
+
 // ---------------------------------------------------------------- error policy
 
 TEST_F(DataFiles, BadFractionThreshold) {

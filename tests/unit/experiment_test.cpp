@@ -217,6 +217,29 @@ TEST(ExperimentConfig, BadKeysNameTheKey) {
   EXPECT_NE(message(kTinyYaml, {"bogus=1"}).find("bogus"), std::string::npos);
 }
 
+// A scalar seeds: that is not an integer must be an InputError naming the key, not a
+// yaml-cpp conversion exception; and a repeated key must not be dropped silently.
+TEST(ExperimentConfig, BadScalarSeedsAndDuplicateKeysNameTheKey) {
+  auto message = [](const std::string& yaml) {
+    try {
+      parse_experiment_config(yaml, "bad.yaml");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    } catch (const std::exception& e) {
+      return std::string("not an InputError: ") + e.what();
+    }
+    return std::string("no error");
+  };
+  std::string yaml = kTinyYaml;
+  yaml.replace(yaml.find("seeds: [3, 4]"), 13, "seeds: abc");
+  std::string e = message(yaml);
+  EXPECT_NE(e.find("bad.yaml:4"), std::string::npos) << e;
+  EXPECT_NE(e.find("'seeds'"), std::string::npos) << e;
+  e = message(std::string(kTinyYaml) + "seeds: [5]\n");
+  EXPECT_NE(e.find("'seeds'"), std::string::npos) << e;
+  EXPECT_NE(e.find("duplicate"), std::string::npos) << e;
+}
+
 TEST(ExperimentRunner, GeneratedRunHasTheContractKeys) {
   ExperimentConfig c = parse_experiment_config(kTinyYaml, "tiny.yaml", {"train.iterations=3", "train.factors=8"});
   const nlohmann::json r = run_experiment(c);

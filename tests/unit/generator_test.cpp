@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cpu/data/log_reader.hpp"
+#include "cpu/data/timestamp_parse.hpp"
 #include "cpu/util/error.hpp"
 
 namespace freshrec {
@@ -406,6 +407,28 @@ TEST(GeneratorTest, RejectsOutOfRangeConfigNamingTheKey) {
   c.days = 0;
   EXPECT_NE(message(c).find("generator.days"), std::string::npos);
   EXPECT_THROW(write_ndjson(small_config(10), "/nonexistent-dir/x.ndjson"), IoError);
+}
+
+// Every event time must be one the readers accept back (2100-01-01 at the latest): a
+// later one is rejected on load, and one at or past 1e11 seconds would be read back as
+// milliseconds. Configs whose events would run that far must be refused naming a key.
+TEST(GeneratorTest, EventTimesStayReadableOrTheConfigIsRefused) {
+  GeneratorConfig late_span = small_config(2000);  // starts in 2096, spans 100 years
+  late_span.start_time = 4e9;
+  late_span.days = 36500.0;
+  GeneratorConfig past_span = small_config(3000);  // one user, sessions 1e9 s apart
+  past_span.users = 1;
+  past_span.days = 1.0;
+  past_span.session_gap_seconds = 1e9;
+  for (const GeneratorConfig& c : {late_span, past_span}) {
+    try {
+      const std::vector<GeneratedEvent> events = generate_all(c);
+      ASSERT_FALSE(events.empty());
+      EXPECT_LE(events.back().timestamp, kMaxEventTimestamp);
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("generator."), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

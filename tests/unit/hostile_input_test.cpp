@@ -178,14 +178,13 @@ TEST(HostileParser, UnknownEventTypesAreRejectedByName) {
   }
 }
 
-TEST(HostileParser, IdsWithPathSeparatorsAndControlCharactersAreOpaqueIds) {
+TEST(HostileParser, IdsWithPathSeparatorsAndControlCharactersAreOpaqueIdsButLineBreaksAreRefused) {
   NdjsonEventParser parser;
   EventView view;
   const std::vector<std::pair<std::string, std::string>> ids = {
       {"../../etc/passwd", "../../etc/passwd"},
       {"a/b\\\\c", "a/b\\c"},
       {"nul\\u0000byte", std::string("nul\0byte", 8)},
-      {"line\\nbreak\\r", "line\nbreak\r"},
       {"\\u001b[31mred", "\x1b[31mred"},
   };
   for (const auto& [json_text, id] : ids) {
@@ -193,6 +192,15 @@ TEST(HostileParser, IdsWithPathSeparatorsAndControlCharactersAreOpaqueIds) {
     ASSERT_TRUE(parser.parse(event_line(json_text, json_text, "click", "1700000000"), view, reason)) << reason;
     EXPECT_EQ(view.user_id, id);
     EXPECT_EQ(view.item_id, id);
+  }
+  // Except a line break: snapshots store ids one a line, so such an event is a bad line (the
+  // nightly job would otherwise train on it and then fail to publish).
+  for (const char* bad : {"line\\nbreak", "cr\\r"}) {
+    std::string reason;
+    EXPECT_FALSE(parser.parse(event_line(bad, "item", "click", "1700000000"), view, reason)) << bad;
+    EXPECT_NE(reason.find("user_id"), std::string::npos) << reason;
+    EXPECT_FALSE(parser.parse(event_line("user", bad, "click", "1700000000"), view, reason)) << bad;
+    EXPECT_NE(reason.find("item_id"), std::string::npos) << reason;
   }
 }
 

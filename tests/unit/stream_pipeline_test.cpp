@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -12,9 +13,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -38,6 +41,7 @@
 #include "cpu/stream/updater_latency.hpp"
 #include "cpu/util/error.hpp"
 #include "cpu/util/fs.hpp"
+#include "cpu/util/sha256.hpp"
 
 namespace freshrec {
 namespace {
@@ -236,6 +240,91 @@ TEST(StdinSource, ReadsAndResumesWhenStdinIsAFile) {
   ::dup2(saved, 0);
   ::close(saved);
   ::close(fd);
+}
+
+// Audit: a checkpoint taken on one file on stdin, resumed with another (shorter) file
+// there, was "resumed exactly" by a blind lseek past its end (nothing read, no warning) or
+// into the middle of a line. Refused like the file source; a byte-identical copy resumes.
+TEST(StdinSource, ResumeChecksTheFileLikeTheFileSource) {
+  TempDir dir;
+  write_text(dir.file("in"), "s1\ns2\ns3\n");
+  write_text(dir.file("short"), "x\n");
+  write_text(dir.file("other"), "other-longer-line\nmore\n");
+  std::system(("cp '" + dir.file("in") + "' '" + dir.file("copy") + "'").c_str());
+  const int saved = ::dup(0);
+  auto use_as_stdin = [](const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ::dup2(fd, 0);
+    ::close(fd);
+  };
+  use_as_stdin(dir.file("in"));
+  SourceOffset at;
+  {
+    auto src = open_stdin_source();
+    SourceLine line;
+    ASSERT_EQ(src->next(line), SourceStatus::kLine);
+    ASSERT_EQ(src->next(line), SourceStatus::kLine);
+    at = src->offset();
+    EXPECT_EQ(at.byte_offset, 6u);
+  }
+  use_as_stdin(dir.file("short"));
+  EXPECT_THROW(open_stdin_source()->seek(at), InputError);  // shrank below the offset
+  use_as_stdin(dir.file("other"));
+  EXPECT_THROW(open_stdin_source()->seek(at), InputError);  // another file: would resume mid-line
+  use_as_stdin(dir.file("copy"));
+  {
+    auto src = open_stdin_source();
+    EXPECT_EQ(src->seek(at), "");
+    EXPECT_EQ(read_all(*src), (std::vector<std::string>{"s3"}));
+  }
+  ::dup2(saved, 0);
+  ::close(saved);
+}
+
+// Audit: a file truncated in place and rewritten past the checkpoint's offset while the
+// updater was down (copytruncate) keeps its inode: it was resumed in the middle of a line
+// of the new data. The first bytes no longer match: the follower restarts at 0 with a
+// warning, the one-shot file source refuses.
+TEST(FileSource, SameInodeRewrittenWhileDownIsNotResumedMidLine) {
+  TempDir dir;
+  const std::string path = dir.file("e");
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "{\"n\":" + std::to_string(i) + "}\n";
+  write_text(path, text);
+  SourceOffset at;
+  {
+    auto first = open_follow_source(path);
+    SourceLine line;
+    for (int i = 0; i < 150; ++i) ASSERT_EQ(first->next(line), SourceStatus::kLine);
+    at = first->offset();
+  }
+  std::string fresh;
+  for (int i = 0; i < 300; ++i) fresh += "{\"fresh\":" + std::to_string(i) + "}\n";
+  write_text(path, fresh);  // O_TRUNC: same inode, longer than the offset
+  auto follow = open_follow_source(path);
+  EXPECT_NE(follow->seek(at), "");
+  SourceLine line;
+  ASSERT_EQ(follow->next(line), SourceStatus::kLine);
+  EXPECT_EQ(line.text, "{\"fresh\":0}");
+  EXPECT_THROW(open_file_source(path)->seek(at), InputError);
+}
+
+// Audit: a hostile or damaged checkpoint's fingerprint_bytes (beyond kFingerprintBytes)
+// was used as an allocation size on resume (std::string of 2^50 bytes: a crash).
+TEST(FileSource, HostileFingerprintLengthIsRefusedNotAllocated) {
+  TempDir dir;
+  const std::string path = dir.file("e");
+  write_text(path, "{\"n\":1}\n{\"n\":2}\n");
+  SourceOffset at;
+  at.byte_offset = 8;
+  at.line = 1;
+  at.inode = 1;  // not this file's: the fingerprint decides
+  at.device = 1;
+  at.fingerprint = std::string(64, 'a');
+  at.fingerprint_bytes = std::uint64_t{1} << 50;
+  EXPECT_NE(open_follow_source(path)->seek(at), "");
+  EXPECT_THROW(open_file_source(path)->seek(at), InputError);
 }
 
 // ---------------------------------------------------------------- dead letters
@@ -481,6 +570,61 @@ TEST(Checkpoint, CorruptionIsRefusedAndThePreviousOneUsed) {
 
 // ---------------------------------------------------------------- latency histogram
 
+// Audit: the header's checksum only proves the header was written as it is. A header whose
+// integer fields are doubles (1e300) or negative was converted with a float-to-integer
+// cast out of range (undefined behaviour) or wrapped; refused with the field's name.
+TEST(Checkpoint, NonIntegerHeaderNumbersAreRefusedByName) {
+  TempDir dir;
+  CheckpointStore store(dir.file("ck"), 2);
+  CheckpointRecord r = sample_record("state");
+  store.write(r);
+  const std::string bytes = read_file(r.path);
+  const std::size_t magic_end = bytes.find('\n');
+  const std::size_t header_end = bytes.find('\n', magic_end + 1);
+  const nlohmann::json header = nlohmann::json::parse(bytes.substr(magic_end + 1, header_end - magic_end - 1));
+  auto rewrite = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json h = header;
+    h.erase("header_sha256");
+    edit(h);
+    h["header_sha256"] = sha256_hex(h.dump());
+    write_text(r.path, bytes.substr(0, magic_end + 1) + h.dump() + bytes.substr(header_end));
+  };
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> cases = {
+      {"byte_offset", [](nlohmann::json& h) { h["source"]["byte_offset"] = 1e300; }},
+      {"dead_letter_bytes", [](nlohmann::json& h) { h["dead_letter_bytes"] = -1; }},
+      {"lines", [](nlohmann::json& h) { h["counters"]["lines"] = 1e30; }},
+      {"format", [](nlohmann::json& h) { h["format"] = 1e300; }},
+  };
+  for (const auto& [field, edit] : cases) {
+    rewrite(edit);
+    try {
+      read_checkpoint(r.path);
+      ADD_FAILURE() << field << ": expected IntegrityError";
+    } catch (const IntegrityError& e) {
+      EXPECT_TRUE(contains(e.what(), field)) << e.what();
+      EXPECT_TRUE(contains(e.what(), r.path)) << e.what();
+    }
+  }
+}
+
+// Audit: a stray file whose name is a checkpoint's with a sequence number that does not fit
+// (or is the largest one) threw std::out_of_range from the store, or wrapped the next
+// sequence number to 0 so that the checkpoint just written was pruned at once.
+TEST(Checkpoint, OutOfRangeSequenceNumbersInFileNamesAreIgnored) {
+  TempDir dir;
+  ::mkdir(dir.file("ck").c_str(), 0755);
+  write_text(dir.file("ck/checkpoint-99999999999999999999999.ckpt"), "stray");
+  write_text(dir.file("ck/checkpoint-18446744073709551615.ckpt"), "stray");
+  std::unique_ptr<CheckpointStore> store;
+  ASSERT_NO_THROW(store = std::make_unique<CheckpointStore>(dir.file("ck"), 1));
+  CheckpointRecord r = sample_record("state");
+  ASSERT_NO_THROW(store->write(r));
+  EXPECT_TRUE(std::ifstream(r.path).good()) << r.path << " pruned right after it was written";
+  const auto files = store->list();
+  ASSERT_FALSE(files.empty());
+  EXPECT_EQ(files.front(), r.path);
+}
+
 TEST(LatencyHistogram, QuantilesWithinBucketResolution) {
   LatencyHistogram h;
   for (std::uint64_t v = 1; v <= 100000; ++v) h.record(v);
@@ -621,6 +765,35 @@ nlohmann::json run_updater(const StreamProcessConfig& c, const std::string& stat
   }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   return nlohmann::json::parse(read_file(stats_path));
+}
+
+// Audit: a reload asked for through the admin API (reload_now) did not tell the model
+// watcher, which still took the old version for the current one: it loaded the same
+// snapshot again and the loop swapped it in a second time, so the state depended on when
+// the watcher happened to poll. Also checks the stats of a run with no event at all.
+TEST(Updater, ReloadNowAndTheWatcherSwapOnlyOnce) {
+  TempDir dir;
+  const std::string models = dir.file("models");
+  write_snapshot(random_model(20, 30, 4, 1), models, "v1");
+  write_text(dir.file("events"), "");
+  StreamProcessConfig c;
+  c.model.dir = models;
+  c.model.poll_ms = 20;
+  c.source.type = SourceType::kFile;
+  c.source.path = dir.file("events");
+  c.dead_letter.path = dir.file("dl");
+  c.stats.interval_seconds = 0;
+  StreamUpdater updater(c, quiet_options());
+  write_snapshot(random_model(20, 30, 4, 2), models, "v2");
+  EXPECT_EQ(updater.reload_now()["swapped"], true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the watcher polls meanwhile
+  std::atomic<bool> stop{false};
+  const nlohmann::json s = updater.run(stop);
+  EXPECT_EQ(s["counters"]["swaps"], 1) << s.dump();
+  EXPECT_EQ(s["baseline_version"], "v2");
+  EXPECT_EQ(s["events"], 0);
+  for (const char* key : {"events_per_s", "apply_p50_us", "apply_p99_us", "apply_max_us", "elapsed_s", "watermark"})
+    EXPECT_TRUE(s[key].is_number()) << key << ": " << s.dump();
 }
 
 class Recovery : public ::testing::Test {
