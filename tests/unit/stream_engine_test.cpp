@@ -81,6 +81,31 @@ std::vector<Event> mixed_stream(int n, int n_users, int n_items, std::uint32_t s
   return out;
 }
 
+/// Checkpoint and resume at `cut`: `first` (on `m`) takes events [0, cut) through
+/// `apply_range`, is saved and restored into an engine on `restore_on`, which must then
+/// hold the same state and, after events [cut, end), the state `want_digest` of a run that
+/// never stopped.
+template <class ApplyRange>
+void expect_resume_matches(const StreamConfig& c, const std::shared_ptr<FactorModel>& m,
+                           const std::shared_ptr<FactorModel>& restore_on, const std::vector<Event>& events,
+                           std::size_t cut, const std::string& want_digest, ApplyRange apply_range) {
+  StreamEngine first(c, m);
+  apply_range(first, 0, cut);
+  std::stringstream ckpt;
+  first.save(ckpt);
+  StreamEngine resumed(c, restore_on);
+  ASSERT_NO_THROW(resumed.restore(ckpt)) << "cut at " << cut;
+  EXPECT_EQ(resumed.state_digest(), first.state_digest()) << "cut at " << cut;
+  for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
+  EXPECT_EQ(resumed.state_digest(), want_digest) << "cut at " << cut;
+}
+void expect_resume_matches(const StreamConfig& c, const std::shared_ptr<FactorModel>& m,
+                           const std::vector<Event>& events, std::size_t cut, const std::string& want_digest) {
+  expect_resume_matches(c, m, m, events, cut, want_digest, [&](StreamEngine& e, std::size_t from, std::size_t to) {
+    for (std::size_t j = from; j < to; ++j) e.apply(events[j]);
+  });
+}
+
 // The SIMD quantiser must give the bytes of the plain loop (recommend's exactness bound and
 // the state digest rely on it): random rows, rows with exact .5 ties, a zero row, odd k.
 TEST(StreamKernels, QuantiseRowMatchesScalarReference) {
@@ -364,17 +389,7 @@ TEST(StreamState, DeterministicAndRestoresBitForBit) {
   EXPECT_GT(a.counters().foldins, 0u);
   EXPECT_GT(a.counters().evicted_users, 0u);
 
-  for (std::size_t cut : {1u, 333u, 750u, 1499u}) {
-    StreamEngine first(c, m);
-    for (std::size_t j = 0; j < cut; ++j) first.apply(events[j]);
-    std::stringstream ckpt;
-    first.save(ckpt);
-    StreamEngine resumed(c, m);
-    resumed.restore(ckpt);
-    EXPECT_EQ(resumed.state_digest(), first.state_digest()) << cut;
-    for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
-    EXPECT_EQ(resumed.state_digest(), a.state_digest()) << "cut at " << cut;
-  }
+  for (std::size_t cut : {1u, 333u, 750u, 1499u}) expect_resume_matches(c, m, events, cut, a.state_digest());
 }
 
 // apply_batch is apply() in order under one lock: same results (rejections included), same
@@ -986,15 +1001,7 @@ TEST(StreamAudit, CheckpointOfABaselineWithAHugeFiniteRowRestores) {
   const auto events = mixed_stream(200, 5, 10, 3);
   StreamEngine a(c, m);
   for (const auto& e : events) a.apply(e);
-  StreamEngine first(c, m);
-  for (std::size_t j = 0; j < 100; ++j) first.apply(events[j]);
-  std::stringstream ckpt;
-  first.save(ckpt);
-  StreamEngine resumed(c, m);
-  ASSERT_NO_THROW(resumed.restore(ckpt));
-  EXPECT_EQ(resumed.state_digest(), first.state_digest());
-  for (std::size_t j = 100; j < events.size(); ++j) resumed.apply(events[j]);
-  EXPECT_EQ(resumed.state_digest(), a.state_digest());
+  expect_resume_matches(c, m, events, 100, a.state_digest());
 }
 
 // A hot swap in the middle of a guard cycle restarts the cycle; the events the old cycle had
@@ -1017,17 +1024,8 @@ TEST(StreamAudit, CheckpointAfterAMidCycleSwapRestores) {
   };
   StreamEngine a(c, m);
   run(a, 0, events.size());
-  for (std::size_t cut : {60u, 79u, 130u}) {  // 30 + 49: one event before the restarted cycle ends
-    StreamEngine first(c, m);
-    run(first, 0, cut);
-    std::stringstream ckpt;
-    first.save(ckpt);
-    StreamEngine resumed(c, next);
-    ASSERT_NO_THROW(resumed.restore(ckpt)) << cut;
-    EXPECT_EQ(resumed.state_digest(), first.state_digest()) << cut;
-    for (std::size_t j = cut; j < events.size(); ++j) resumed.apply(events[j]);
-    EXPECT_EQ(resumed.state_digest(), a.state_digest()) << "cut at " << cut;
-  }
+  for (std::size_t cut : {60u, 79u, 130u})  // 30 + 49: one event before the restarted cycle ends
+    expect_resume_matches(c, m, next, events, cut, a.state_digest(), run);
 }
 
 // score()/recommend() take any double as the request time (in-process callers): with the
@@ -1097,14 +1095,7 @@ TEST(StreamAudit, DegenerateShapesRunEndToEnd) {
     const auto events = stream_with_impressions(400, std::max(s.users, 3), std::max(s.items, 3), 5);
     StreamEngine a(c, m);
     for (const auto& e : events) a.apply(e);
-    StreamEngine first(c, m);
-    for (std::size_t j = 0; j < 250; ++j) first.apply(events[j]);
-    std::stringstream ckpt;
-    first.save(ckpt);
-    StreamEngine resumed(c, m);
-    ASSERT_NO_THROW(resumed.restore(ckpt));
-    for (std::size_t j = 250; j < events.size(); ++j) resumed.apply(events[j]);
-    EXPECT_EQ(resumed.state_digest(), a.state_digest());
+    expect_resume_matches(c, m, events, 250, a.state_digest());
     for (const char* u : {"u0", "new_u1", "nobody"}) {
       RecommendRequest r;
       r.user_id = u;
