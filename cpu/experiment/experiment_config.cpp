@@ -1,8 +1,10 @@
 #include "cpu/experiment/experiment_config.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 
@@ -81,26 +83,93 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
   return o;
 }
 
-// The train:/stream: keys are validated by their own loaders; the merged node is handed
-// over as text, and an error names the variant so the key can be found.
-TrainConfig parse_train(const YAML::Node& train, const std::string& origin, const std::string& what) {
+/// One place a merged section's keys came from: a section of the file's own nodes and its
+/// dotted path there (the base `train`, or `variants.<name>.train`).
+struct SectionSource {
+  YAML::Node node;
+  std::string path;
+};
+
+// Where the file sets `section.a.b`: the first of `sources` holding it names it, as
+// "<file>:<line>", "--set <key>" when an override wrote it, or "<file>" when a merge or a
+// sweep built the node holding it (no line of its own); "<file>" when none holds it.
+std::string where_in_file(const std::string& dotted, const std::string& section, const std::vector<SectionSource>& sources,
+                          const std::string& origin, const std::set<std::string>& overridden) {
+  if (dotted.rfind(section + ".", 0) != 0) return origin;
+  const std::string rest = dotted.substr(section.size() + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(rest);
+  for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+  for (const SectionSource& source : sources) {
+    YAML::Node at = source.node;
+    int line = -1;
+    bool found = !parts.empty();
+    for (const std::string& part : parts) {
+      bool hit = false;
+      if (at && at.IsMap())
+        for (const auto& kv : at)
+          if (kv.first.Scalar() == part) {
+            line = kv.first.Mark().line;
+            at = kv.second;
+            hit = true;
+            break;
+          }
+      if (!hit) {
+        found = false;
+        break;
+      }
+    }
+    if (!found) continue;
+    const std::string key = source.path + "." + rest;
+    if (overridden.count(key)) return "--set " + key;
+    return line >= 0 ? origin + ":" + std::to_string(line + 1) : origin;
+  }
+  return origin;
+}
+
+// The train:/stream: keys are validated by their own loaders on the merged section, handed
+// over as text, so the line in their error is one of that text: it is replaced by where the
+// file sets the key, and the error names the variant.
+[[noreturn]] void rethrow_in_file(const InputError& e, const std::string& parsed_as, const std::string& origin,
+                                  const std::string& what, const std::string& section,
+                                  const std::vector<SectionSource>& sources, const std::set<std::string>& overridden) {
+  std::string msg = e.what();
+  if (msg.rfind(parsed_as, 0) == 0) {
+    std::size_t rest = parsed_as.size();  // at ": key ..." or at ":<line>: key ..."
+    if (rest + 1 < msg.size() && msg[rest] == ':' && std::isdigit(static_cast<unsigned char>(msg[rest + 1])))
+      rest = msg.find(':', rest + 1);
+    std::string where = origin;
+    const std::size_t key_at = msg.find("key '", rest);
+    const std::size_t key_end = key_at == std::string::npos ? key_at : msg.find('\'', key_at + 5);
+    if (key_end != std::string::npos)
+      where = where_in_file(msg.substr(key_at + 5, key_end - key_at - 5), section, sources, origin, overridden);
+    msg = where + msg.substr(rest);
+  }
+  throw InputError(msg + " (in " + what + " of " + origin + ")");
+}
+
+TrainConfig parse_train(const YAML::Node& train, const std::string& origin, const std::string& what,
+                        const std::vector<SectionSource>& sources, const std::set<std::string>& overridden) {
   YAML::Node doc;
   doc["train"] = train && !train.IsNull() ? YAML::Clone(train) : YAML::Node(YAML::NodeType::Map);
+  const std::string parsed_as = origin + " [" + what + "]";
   try {
-    return parse_nightly_config(emit(doc), origin + " [" + what + "]").train;
+    return parse_nightly_config(emit(doc), parsed_as).train;
   } catch (const InputError& e) {
-    throw InputError(std::string(e.what()) + " (in " + what + " of " + origin + ")");
+    rethrow_in_file(e, parsed_as, origin, what, "train", sources, overridden);
   }
 }
 
-StreamConfig parse_stream(const YAML::Node& stream, const std::string& origin, const std::string& what) {
+StreamConfig parse_stream(const YAML::Node& stream, const std::string& origin, const std::string& what,
+                          const std::vector<SectionSource>& sources, const std::set<std::string>& overridden) {
   YAML::Node doc;
   doc["stream"] = stream && !stream.IsNull() ? YAML::Clone(stream) : YAML::Node(YAML::NodeType::Map);
   doc["source"]["type"] = "stdin";  // the process settings are not ours; only stream: is read
+  const std::string parsed_as = origin + " [" + what + "]";
   try {
-    return parse_stream_config(emit(doc), origin + " [" + what + "]").stream;
+    return parse_stream_config(emit(doc), parsed_as).stream;
   } catch (const InputError& e) {
-    throw InputError(std::string(e.what()) + " (in " + what + " of " + origin + ")");
+    rethrow_in_file(e, parsed_as, origin, what, "stream", sources, overridden);
   }
 }
 
@@ -124,8 +193,11 @@ VariantSpec parse_variant(const std::string& name, const YAML::Node& node, const
   if (node && node["train"]) deep_merge(train, node["train"]);
   YAML::Node stream = YAML::Clone(base_stream && !base_stream.IsNull() ? base_stream : YAML::Node(YAML::NodeType::Map));
   if (node && node["stream"]) deep_merge(stream, node["stream"]);
-  v.train = parse_train(train, origin, "train as merged for variant '" + name + "'");
-  v.stream = parse_stream(stream, origin, "stream as merged for variant '" + name + "'");
+  const YAML::Node none;
+  v.train = parse_train(train, origin, "train as merged for variant '" + name + "'",
+                        {{node ? node["train"] : none, path + ".train"}, {base_train, "train"}}, overridden);
+  v.stream = parse_stream(stream, origin, "stream as merged for variant '" + name + "'",
+                          {{node ? node["stream"] : none, path + ".stream"}, {base_stream, "stream"}}, overridden);
   v.train_key = emit(train);
   v.overrides = yaml_to_json(node);
   return v;
@@ -218,8 +290,8 @@ ExperimentConfig parse_root(const YAML::Node& root, const std::string& origin, c
   const YAML::Node base_train = root["train"];
   const YAML::Node base_stream = root["stream"];
   // Validate the bases on their own first: an error there should not name a variant.
-  parse_train(base_train, origin, "train");
-  parse_stream(base_stream, origin, "stream");
+  parse_train(base_train, origin, "train", {{base_train, "train"}}, overridden);
+  parse_stream(base_stream, origin, "stream", {{base_stream, "stream"}}, overridden);
 
   const YAML::Node variants = root["variants"];
   if (!variants || !variants.IsMap() || variants.size() == 0)

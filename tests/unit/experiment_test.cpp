@@ -240,6 +240,50 @@ TEST(ExperimentConfig, BadScalarSeedsAndDuplicateKeysNameTheKey) {
   EXPECT_NE(e.find("duplicate"), std::string::npos) << e;
 }
 
+// The train:/stream: sections are validated on their merged text; the error still names the
+// line of the file that sets the bad key (the base section's or the variant's own), or the
+// --set that wrote it, not a line of that text.
+TEST(ExperimentConfig, BadTrainAndStreamKeysNameTheFilesLine) {
+  auto message = [](const std::string& yaml, const std::vector<std::string>& sets = {}) {
+    try {
+      parse_experiment_config(yaml, "bad.yaml", sets);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string yaml = R"(dataset: {format: generated, generator: {events: 3000, users: 100, items: 80, categories: 4, days: 5}}
+protocol: {train_fraction: 0.8, k: 5, windows: 3}
+seeds: [3]
+train:
+  iterations: 2
+  factors: 8
+stream:
+  blend:
+    beta: 1.5
+variants:
+  frozen: {scorer: frozen}
+  hybrid:
+    stream:
+      sgd:
+        user_learning_rate: 0.2
+)";
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string y = yaml;
+    y.replace(y.find(from), from.size(), to);
+    return y;
+  };
+  std::string e = message(with("factors: 8", "factors: 0"));  // base train:, line 6
+  EXPECT_EQ(e.rfind("bad.yaml:6: key 'train.factors'", 0), 0u) << e;
+  e = message(with("beta: 1.5", "betta: 1.5"));  // base stream:, line 9
+  EXPECT_EQ(e.rfind("bad.yaml:9: key 'stream.blend.betta': unknown key", 0), 0u) << e;
+  e = message(with("user_learning_rate: 0.2", "user_learning_rate: -1"));  // the variant's own, line 15
+  EXPECT_EQ(e.rfind("bad.yaml:15: key 'stream.sgd.user_learning_rate'", 0), 0u) << e;
+  EXPECT_NE(e.find("variant 'hybrid'"), std::string::npos) << e;
+  e = message(yaml, {"train.factors=0"});
+  EXPECT_EQ(e.rfind("--set train.factors: ", 0), 0u) << e;
+}
+
 TEST(ExperimentRunner, GeneratedRunHasTheContractKeys) {
   ExperimentConfig c = parse_experiment_config(kTinyYaml, "tiny.yaml", {"train.iterations=3", "train.factors=8"});
   const nlohmann::json r = run_experiment(c);
