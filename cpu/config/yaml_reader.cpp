@@ -17,21 +17,26 @@ YamlSection::YamlSection(YAML::Node node, std::string path, std::string origin,
     throw InputError(origin_ + (mark.line >= 0 ? ":" + std::to_string(mark.line + 1) : std::string()) +
                      ": key '" + (path_.empty() ? std::string("<root>") : path_) + "': expected a mapping");
   }
+  require_unique_keys(node_, path_, origin_, overridden_);
+}
+
+void YamlSection::require_unique_keys(const YAML::Node& node, const std::string& path, const std::string& origin,
+                                      const std::set<std::string>* overridden) {
   // yaml-cpp keeps every copy of a repeated key and lookups see only the first, so a
   // second value would be dropped silently.
-  if (node_ && node_.IsMap()) {
-    std::map<std::string, int> first_line;
-    for (const auto& kv : node_) {
-      const std::string key = kv.first.Scalar();
-      const int line = kv.first.Mark().line;
-      const auto [it, inserted] = first_line.emplace(key, line);
-      if (inserted) continue;
-      std::string msg = origin_;
-      if (!(overridden_ && overridden_->count(dotted(key))) && line >= 0) msg += ":" + std::to_string(line + 1);
-      msg += ": key '" + dotted(key) + "': duplicate key";
-      if (it->second >= 0) msg += " (first at line " + std::to_string(it->second + 1) + ")";
-      throw InputError(msg);
-    }
+  if (!node || !node.IsMap()) return;
+  std::map<std::string, int> first_line;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    const std::string full = path.empty() ? key : path + "." + key;
+    const int line = kv.first.Mark().line;
+    const auto [it, inserted] = first_line.emplace(key, line);
+    if (inserted) continue;
+    std::string msg = origin;
+    if (!(overridden && overridden->count(full)) && line >= 0) msg += ":" + std::to_string(line + 1);
+    msg += ": key '" + full + "': duplicate key";
+    if (it->second >= 0) msg += " (first at line " + std::to_string(it->second + 1) + ")";
+    throw InputError(msg);
   }
 }
 

@@ -20,6 +20,10 @@ class YamlSection {
  public:
   /// `origin` names the file; `overridden` holds the dotted keys that came from --set.
   YamlSection(YAML::Node node, std::string path, std::string origin, const std::set<std::string>* overridden);
+  /// Throws InputError naming both lines when the mapping `node` (at dotted `path`) holds a
+  /// key twice; the constructor checks its own node, callers reading a mapping raw call this.
+  static void require_unique_keys(const YAML::Node& node, const std::string& path, const std::string& origin,
+                                  const std::set<std::string>* overridden);
 
   /// Optional scalar: leaves `out` at its default when absent.
   void get(const std::string& key, std::string& out);

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -214,6 +215,15 @@ ExperimentConfig parse_root(const YAML::Node& root, const std::string& origin, c
   c.source = origin;
   c.resolved = yaml_to_json(root);
   if (!root || !root.IsMap()) throw InputError(origin + ": an experiment config must be a YAML mapping");
+  // Variants, sweeps and the train:/stream: sections are read raw or merged and re-parsed
+  // as text; a key given twice anywhere is refused here, with the file's lines.
+  std::function<void(const YAML::Node&, const std::string&)> unique_keys = [&](const YAML::Node& n,
+                                                                                const std::string& path) {
+    if (!n || !n.IsMap()) return;
+    YamlSection::require_unique_keys(n, path, origin, &overridden);
+    for (const auto& kv : n) unique_keys(kv.second, path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar());
+  };
+  unique_keys(root, "");
   check_keys(root, "", origin,
              {"name", "description", "dataset", "protocol", "seeds", "threads", "train", "stream", "variants", "sweeps",
               "compare"});

@@ -238,6 +238,17 @@ TEST(ExperimentConfig, BadScalarSeedsAndDuplicateKeysNameTheKey) {
   e = message(std::string(kTinyYaml) + "seeds: [5]\n");
   EXPECT_NE(e.find("'seeds'"), std::string::npos) << e;
   EXPECT_NE(e.find("duplicate"), std::string::npos) << e;
+  // Two variants of one name (read from the raw mapping) and a key twice inside a variant's
+  // stream: section (merged and re-parsed as text) are refused with the file's lines too.
+  yaml = kTinyYaml;
+  yaml.replace(yaml.find("  popularity:"), 13, "  frozen:");
+  e = message(yaml);
+  EXPECT_NE(e.find("bad.yaml:8: key 'variants.frozen': duplicate key (first at line 7)"), std::string::npos) << e;
+  yaml = kTinyYaml;
+  yaml.replace(yaml.find("{user_learning_rate: 0.2}"), 25, "{user_learning_rate: 0.2, user_learning_rate: 0.3}");
+  e = message(yaml);
+  EXPECT_NE(e.find("bad.yaml:9: key 'variants.hybrid.stream.sgd.user_learning_rate': duplicate key"), std::string::npos)
+      << e;
 }
 
 // The train:/stream: sections are validated on their merged text; the error still names the
