@@ -57,6 +57,15 @@ std::size_t UserPosterior::update_many(const float* const* xs, const double* ys,
   // The accepted observations as doubles, row after row; coef[n] = s2 (one weight for all).
   thread_local std::vector<double> xd;
   xd.resize(m * kk);
+  // The diagonal of A as the accepted observations grow it: every entry of A is at most
+  // max(diag) (A is positive definite), so keeping the diagonal and b below kMaxEntry keeps
+  // the whole state finite (each term alone being finite is not enough: their sum can
+  // overflow, and a checkpoint refuses non-finite entries). The margin absorbs the rounding
+  // of the batched column update below.
+  constexpr double kMaxEntry = std::numeric_limits<double>::max() / 4;
+  thread_local std::vector<double> diag;
+  diag.resize(kk);
+  for (int i = 0; i < k; ++i) diag[static_cast<std::size_t>(i)] = precision_[col(i, k)];
   std::size_t taken = 0;
   for (std::size_t n = 0; n < m; ++n) {
     const float* x = xs[n];
@@ -71,7 +80,17 @@ std::size_t UserPosterior::update_many(const float* const* xs, const double* ys,
     const double sx = s2 * ss;
     if (!(std::isfinite(sx) && std::isfinite(ys[n]) && std::isfinite(std::fabs(ys[n]) * std::sqrt(s2) * std::sqrt(sx)))) continue;
     const double wy = s2 * ys[n];
-    for (int i = 0; i < k; ++i) b_[static_cast<std::size_t>(i)] += wy * row[i];
+    bool fits = true;
+    for (int i = 0; i < k && fits; ++i) {
+      const auto ii = static_cast<std::size_t>(i);
+      fits = std::fabs(diag[ii] + s2 * row[i] * row[i]) <= kMaxEntry && std::fabs(b_[ii] + wy * row[i]) <= kMaxEntry;
+    }
+    if (!fits) continue;
+    for (int i = 0; i < k; ++i) {
+      const auto ii = static_cast<std::size_t>(i);
+      diag[ii] += s2 * row[i] * row[i];
+      b_[ii] += wy * row[i];
+    }
     ++taken;
   }
   // A += s2 sum_n x_n x_n^T down the packed columns, four observations per pass so each

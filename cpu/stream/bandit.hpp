@@ -65,10 +65,11 @@ class UserPosterior {
 
   /// Observes reward `y` for an item with vector `x` (k floats) and weight `w` (> 0):
   /// A += (w / noise_variance) x x^T, b += (w / noise_variance) y x, O(k^2). Returns false and
-  /// changes nothing when x, y or w is not finite or w <= 0.
+  /// changes nothing when x, y or w is not finite or w <= 0, or when the sums in A or b would
+  /// leave a quarter of the double range (the state stays finite, so it checkpoints).
   bool update(const float* x, double y, double w, double noise_variance);
-  /// update() of m observations (xs[j], ys[j]) with one weight. Non-finite observations are
-  /// skipped. Returns how many were taken.
+  /// update() of m observations (xs[j], ys[j]) with one weight. Observations update() would
+  /// refuse are skipped. Returns how many were taken.
   std::size_t update_many(const float* const* xs, const double* ys, std::size_t m, double w, double noise_variance);
   /// Moves the prior mean from `old_mean` to `new_mean` (a hot-swapped nightly vector),
   /// keeping the evidence: b += prior_precision (new - old).

@@ -75,14 +75,18 @@ UserPosterior* Explorer::posterior_for_key(std::uint32_t user, const FactorModel
   return &e->posterior;
 }
 
+void Explorer::drop_posteriors() {
+  counters_.evicted_users += users_.size();
+  users_.clear();
+  lru_.clear();
+  post_of_key_.clear();
+}
+
 void Explorer::rebase(const FactorModel& old_base, const FactorModel& new_base) {
   row_model_ = nullptr;  // item rows are per model
   const int k = static_cast<int>(new_base.item_factors.cols());
   if (k != static_cast<int>(old_base.item_factors.cols())) {
-    counters_.evicted_users += users_.size();
-    users_.clear();
-    lru_.clear();
-    post_of_key_.clear();
+    drop_posteriors();
     return;
   }
   std::vector<float> old_mean, new_mean;
@@ -130,6 +134,11 @@ void Explorer::close_run(std::size_t from, std::size_t to, const FactorModel& ba
     run_y_.push_back(o.rewarded ? 1.0 : 0.0);
   }
   if (run_x_.empty()) return;
+  // Posteriors of another dimension (a checkpoint's, or a model of another k given without
+  // rebase) cannot take this model's rows (k floats each): dropped, as rebase() does. All
+  // posteriors share one dimension (save() writes one), so the first tells.
+  if (!users_.empty() && users_.begin()->second.posterior.dim() != static_cast<int>(baseline.item_factors.cols()))
+    drop_posteriors();
   UserPosterior* p = posterior_for_key(scratch_[from].user, baseline);
   if (!p) return;
   p->prefetch();
@@ -306,7 +315,10 @@ void Explorer::restore(std::istream& in) {
     if (next.users_ids_.intern(s) != i) r.fail("explorer: duplicate user id");
   }
   next.evidence_.counts() = r.get_vector<float>();
-  next.tracker_.load(r, static_cast<std::uint32_t>(std::min<std::uint64_t>(n_users, UINT32_MAX)));
+  for (float c : next.evidence_.counts())
+    if (!(std::isfinite(c) && c >= 0.0f)) r.fail("explorer: item evidence is not a finite count >= 0");
+  // Item keys index items_ (item_name, item_row): one it does not hold would read past it.
+  next.tracker_.load(r, static_cast<std::uint32_t>(std::min<std::uint64_t>(n_users, UINT32_MAX)), n_items);
   const auto n_cold = r.get<std::uint64_t>();
   for (std::uint64_t i = 0; i < n_cold; ++i) next.cold_.push_back(r.get_string());
   const auto n_post = r.get<std::uint64_t>();

@@ -133,6 +133,8 @@ class Explorer {
   /// 2 * max_pending_impressions + 1024 are held (posteriors are keyed by the id string and
   /// stay): 10M distinct users must not mean 10M strings held.
   void compact_users();
+  /// Forgets every posterior (counted as evicted): a model of another k cannot carry them.
+  void drop_posteriors();
 
   ExplorerConfig cfg_;
   ImpressionTracker tracker_;

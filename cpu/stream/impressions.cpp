@@ -115,7 +115,7 @@ void ImpressionTracker::save(BinaryWriter& w) const {
   }
 }
 
-void ImpressionTracker::load(BinaryReader& r, std::uint32_t user_limit) {
+void ImpressionTracker::load(BinaryReader& r, std::uint32_t user_limit, std::uint64_t item_limit) {
   const double window = r.get<double>();
   if (!(std::isfinite(window) && window > 0.0)) r.fail("impressions: bad reward window");
   const auto next_seq = r.get<std::uint64_t>();
@@ -132,6 +132,8 @@ void ImpressionTracker::load(BinaryReader& r, std::uint32_t user_limit) {
       r.fail("impressions: pending impressions out of order");
     if (items.empty() || items.size() > UINT32_MAX) r.fail("impressions: an impression without items, or too many");
     if (user >= user_limit) r.fail("impressions: pending impression of an unknown user");
+    for (std::uint32_t item : items)
+      if (item >= item_limit) r.fail("impressions: pending impression of an unknown item");
     next.next_seq_ = seq;
     next.push(user, t, items.data(), items.size(), rewarded.data());
   }

@@ -61,8 +61,8 @@ class ImpressionTracker {
   /// Canonical encoding (part of the checkpoint and the state digest).
   void save(BinaryWriter& w) const;
   /// Replaces the state with what save() wrote; throws IntegrityError on malformed bytes or
-  /// a user key >= `user_limit` (the keys the caller knows).
-  void load(BinaryReader& r, std::uint32_t user_limit);
+  /// a user key >= `user_limit` or an item key >= `item_limit` (the keys the caller knows).
+  void load(BinaryReader& r, std::uint32_t user_limit, std::uint64_t item_limit = UINT64_MAX);
 
  private:
   struct Pending {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <type_traits>
 
 #include "cpu/util/error.hpp"
 
@@ -32,6 +33,18 @@ RankingMode ranking_mode(const GatherReport& r) noexcept {
   if (all) return RankingMode::kFull;
   return r.ready[static_cast<std::size_t>(Signal::kNightly)] ? RankingMode::kNightlyOnly : RankingMode::kPopularity;
 }
+
+namespace {
+using Clock = std::chrono::steady_clock;
+// t + d saturated at the clock's end: a budget of nanoseconds::max() ("no deadline") must not
+// overflow the time point (signed overflow). d >= 0 (gather clamps negative budgets to 0).
+Clock::time_point saturating_after(Clock::time_point t, std::chrono::nanoseconds d) {
+  static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>);
+  // Before the epoch (never on Linux) t + d cannot overflow; after it, max - t cannot.
+  if (t.time_since_epoch().count() >= 0 && d >= Clock::time_point::max() - t) return Clock::time_point::max();
+  return t + d;
+}
+}  // namespace
 
 /// One gather's completion state, shared with its fetches (which may outlive the gather).
 struct ParallelFeatureFetcher::Batch {
@@ -151,9 +164,11 @@ void ParallelFeatureFetcher::start(std::vector<Task*>& tasks, const std::shared_
 
 GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono::nanoseconds budget,
                                             std::chrono::nanoseconds hedge) {
-  using Clock = std::chrono::steady_clock;
   const auto start_time = Clock::now();
-  const auto deadline = start_time + budget;
+  // A budget or hedge of 0 or less: at once.
+  budget = std::max(budget, std::chrono::nanoseconds::zero());
+  hedge = std::max(hedge, std::chrono::nanoseconds::zero());
+  const auto deadline = saturating_after(start_time, budget);
   GatherReport report;
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
   auto batch = std::make_shared<Batch>();
@@ -174,7 +189,7 @@ GatherReport ParallelFeatureFetcher::gather(std::vector<Task> tasks, std::chrono
     if (hedge > std::chrono::nanoseconds::zero()) {
       std::unique_lock<std::mutex> lock(batch->mu);
       // Until the hedge time, or sooner when a primary was shed or all finished.
-      batch->cv.wait_until(lock, std::min(deadline, start_time + hedge), [&] { return batch->primaries == 0 || batch->primary_shed; });
+      batch->cv.wait_until(lock, std::min(deadline, saturating_after(start_time, hedge)), [&] { return batch->primaries == 0 || batch->primary_shed; });
       primaries_ok = batch->primaries_ok();
     }
     if (!primaries_ok) start(fallbacks, batch, report, shed);

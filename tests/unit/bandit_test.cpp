@@ -766,5 +766,188 @@ TEST(ExploreYaml, MapsValidatesAndShipsOff) {
   EXPECT_NE(e.find("stream.explore.slot"), std::string::npos) << e;
 }
 
+
+// ---------------------------------------------------------------- audit: edge cases
+
+// Each accepted observation is finite on its own, but their sum in A or b can overflow:
+// the posterior then held an infinite entry, and its checkpoint could not be restored
+// (load refuses non-finite entries), nor did its mean stay finite.
+TEST(UserPosterior, AccumulatedOverflowKeepsTheStateFiniteAndRestorable) {
+  const std::vector<float> p0{0.0f};
+  auto round_trips = [](const UserPosterior& post) {
+    BinaryWriter w;
+    post.save(w);
+    BinaryReader r(w.bytes());
+    EXPECT_NO_THROW(UserPosterior::load(r, post.dim()));
+    for (double m : post.mean()) EXPECT_TRUE(std::isfinite(m));
+  };
+  {  // b: y * x summed past DBL_MAX
+    UserPosterior post(p0.data(), 1, 1.0);
+    const std::vector<float> x{1.0f};
+    EXPECT_TRUE(post.update(x.data(), 1e307, 1.0, 1.0));
+    for (int n = 0; n < 30; ++n) post.update(x.data(), 1e307, 1.0, 1.0);
+    round_trips(post);
+  }
+  {  // A: s2 |x|^2 summed past DBL_MAX (batched update_many too)
+    UserPosterior post(p0.data(), 1, 1.0);
+    const std::vector<float> x{1e30f};
+    EXPECT_TRUE(post.update(x.data(), 0.0, 1.0, 1e-247));
+    for (int n = 0; n < 30; ++n) post.update(x.data(), 0.0, 1.0, 1e-247);
+    const float* xs[5] = {x.data(), x.data(), x.data(), x.data(), x.data()};
+    const double ys[5] = {0, 0, 0, 0, 0};
+    post.update_many(xs, ys, 5, 1.0, 1e-247);
+    round_trips(post);
+  }
+}
+
+// A budget or hedge of nanoseconds::max() ("no deadline") overflowed the steady_clock
+// time point (signed overflow: UB, aborts under UBSan).
+TEST(LatencyBudget, HugeBudgetAndHedgeDoNotOverflow) {
+  ParallelFeatureFetcher fetcher(2, 2);
+  auto nightly = std::make_shared<int>(0), realtime = std::make_shared<int>(0);
+  std::vector<ParallelFeatureFetcher::Task> tasks;
+  tasks.push_back({Signal::kRealtime, [realtime] { *realtime = 1; }});
+  tasks.push_back({Signal::kNightly, [nightly] { *nightly = 1; }, /*fallback=*/true});
+  const GatherReport rep = fetcher.gather(std::move(tasks), std::chrono::nanoseconds::max(), std::chrono::nanoseconds::max());
+  EXPECT_TRUE(rep.ready[static_cast<std::size_t>(Signal::kRealtime)]);
+  EXPECT_FALSE(rep.degraded);
+  std::vector<ParallelFeatureFetcher::Task> late;
+  late.push_back({Signal::kRealtime, [realtime] { *realtime = 2; }});
+  const GatherReport neg = fetcher.gather(std::move(late), std::chrono::nanoseconds::min());
+  EXPECT_TRUE(neg.requested[static_cast<std::size_t>(Signal::kRealtime)]);
+  fetcher.wait_idle();
+}
+
+// Explorer checkpoint bytes by hand: one item "i1", one user "u1", one pending impression
+// of `shown_item` at t = 1000 (window 100), `evidence` as the item evidence.
+std::string explorer_bytes(std::uint32_t shown_item, const std::vector<float>& evidence) {
+  BinaryWriter w;
+  w.put<std::uint32_t>(2);
+  w.put<std::uint64_t>(1);
+  w.put_string("i1");
+  w.put<std::uint64_t>(1);
+  w.put_string("u1");
+  w.put_vector(evidence);
+  w.put<double>(100.0);                 // tracker: window
+  w.put<std::uint64_t>(1);              // next seq
+  w.put<std::uint64_t>(1);              // pending
+  w.put<std::uint64_t>(0);              // seq
+  w.put<std::uint32_t>(0);              // user
+  w.put<double>(1000.0);                // t
+  w.put_vector(std::vector<std::uint32_t>{shown_item});
+  w.put_vector(std::vector<std::uint8_t>{0});
+  w.put<std::uint64_t>(0);              // cold
+  w.put<std::uint64_t>(0);              // posteriors
+  w.put<std::int32_t>(0);               // k
+  for (int c = 0; c < 5; ++c) w.put<std::uint64_t>(0);
+  return std::string(w.bytes().begin(), w.bytes().end());
+}
+
+// A pending impression of an item key the checkpoint does not name was accepted; when its
+// window closed, the explorer read items_.id() past its end (heap overflow). Item evidence
+// that is not a finite count >= 0 was accepted too (NaN/negative widths in every draw).
+TEST(Explorer, RestoreRefusesUnknownItemKeysAndBadEvidence) {
+  ExplorerConfig cfg;
+  cfg.explore.policy = ExplorePolicy::kThompson;
+  {
+    Explorer ok(cfg);
+    std::stringstream in(explorer_bytes(0, {0.0f}));
+    ASSERT_NO_THROW(ok.restore(in));
+    const auto model = tiny_model(4, 4, 2);
+    std::vector<Explorer::WeakNegative> weak;
+    ok.observe(make("u1", "i1", EventType::kView, 2000.0), *model, &weak);
+    ASSERT_EQ(weak.size(), 1u);
+    EXPECT_EQ(ok.item_name(weak[0].item), "i1");
+  }
+  Explorer ex(cfg);
+  std::stringstream unknown_item(explorer_bytes(7, {}));
+  EXPECT_THROW(ex.restore(unknown_item), IntegrityError);
+  std::stringstream nan_evidence(explorer_bytes(0, {NAN}));
+  EXPECT_THROW(ex.restore(nan_evidence), IntegrityError);
+  std::stringstream negative_evidence(explorer_bytes(0, {-5.0f}));
+  EXPECT_THROW(ex.restore(negative_evidence), IntegrityError);
+}
+
+// A checkpoint taken mid-window (pending impressions, compaction and LRU eviction under way)
+// and restored continues exactly like the uninterrupted run.
+TEST(Explorer, RestoreMidWindowContinuesLikeTheUninterruptedRun) {
+  const auto model = tiny_model(30, 40, 3);
+  ExplorerConfig cfg;
+  cfg.explore.policy = ExplorePolicy::kThompson;
+  cfg.explore.reward_window_seconds = 50;
+  cfg.explore.max_pending_impressions = 3;
+  cfg.max_users = 4;
+  cfg.max_cold_items = 2;
+  std::vector<Event> events;
+  Xoshiro256 r(11);
+  for (int n = 0; n < 400; ++n) {
+    const double t = 1000.0 + n;
+    const std::string u = "u" + std::to_string(static_cast<int>(r.uniform() * 2000));
+    if (r.uniform() < 0.5) {
+      Event imp;
+      imp.user_id = u;
+      imp.type = EventType::kImpression;
+      imp.timestamp = t;
+      for (int j = 0; j < 3; ++j) imp.items.push_back("i" + std::to_string(static_cast<int>(r.uniform() * 40)));
+      imp.items.push_back(imp.items[0]);  // the same item twice
+      events.push_back(imp);
+    } else {
+      const bool cold = r.uniform() < 0.1;
+      events.push_back(make(u, cold ? "new" + std::to_string(n) : "i" + std::to_string(static_cast<int>(r.uniform() * 40)),
+                            EventType::kClick, t));
+    }
+  }
+  Explorer straight(cfg);
+  for (const Event& e : events) straight.observe(e, *model);
+  for (std::size_t cut : {std::size_t{1}, std::size_t{57}, std::size_t{200}, std::size_t{399}}) {
+    Explorer a(cfg);
+    for (std::size_t j = 0; j < cut; ++j) a.observe(events[j], *model);
+    std::stringstream ckpt;
+    a.save(ckpt);
+    Explorer b(cfg);
+    b.restore(ckpt);
+    ASSERT_EQ(b.state_digest(), a.state_digest());
+    for (std::size_t j = cut; j < events.size(); ++j) b.observe(events[j], *model);
+    EXPECT_EQ(b.state_digest(), straight.state_digest()) << "cut at " << cut;
+  }
+}
+
+// Posteriors of one dimension (a checkpoint's k, or a model observed before) met a baseline
+// of another without rebase(): the update read k_posterior floats from an item row of
+// k_model (heap overflow past the last row), and save() then mixed two dimensions.
+TEST(Explorer, PosteriorsOfAnotherDimensionAreNotUpdatedWithShorterRows) {
+  ExplorerConfig cfg;
+  cfg.explore.policy = ExplorePolicy::kThompson;
+  cfg.explore.reward_window_seconds = 100;
+  const auto m8 = tiny_model(4, 4, 8), m2 = tiny_model(4, 4, 2);
+  Explorer a(cfg);
+  Event imp;
+  imp.user_id = "u1";
+  imp.type = EventType::kImpression;
+  imp.items = {"i1"};
+  imp.timestamp = 1000.0;
+  a.observe(imp, *m8);
+  a.observe(make("u1", "i1", EventType::kView, 2000.0), *m8);
+  ASSERT_EQ(a.posterior_mean("u1")->size(), 8u);
+  std::stringstream ckpt;
+  a.save(ckpt);
+  Explorer b(cfg);
+  b.restore(ckpt);  // the checkpoint's posteriors have k = 8; the model now has k = 2
+  imp.items = {"i3"};  // the last row of m2
+  imp.timestamp = 3000.0;
+  b.observe(imp, *m2);
+  imp.user_id = "u2";
+  b.observe(imp, *m2);
+  b.observe(make("u1", "i1", EventType::kView, 4000.0), *m2);
+  ASSERT_TRUE(b.posterior_mean("u1"));
+  EXPECT_EQ(b.posterior_mean("u1")->size(), 2u);
+  EXPECT_EQ(b.posterior_mean("u2")->size(), 2u);
+  std::stringstream again;
+  b.save(again);
+  Explorer c(cfg);
+  EXPECT_NO_THROW(c.restore(again));
+  EXPECT_EQ(c.state_digest(), b.state_digest());
+}
+
 }  // namespace
 }  // namespace freshrec::stream
