@@ -186,6 +186,19 @@ sweeps:
   beta: {variant: hybrid, key: stream.blend.beta, values: [0, 2]}
 )";
 
+/// The error parse_experiment_config gives for `yaml` (as "bad.yaml") with `sets`: an
+/// InputError's text, or says that none or another exception came.
+std::string config_error(const std::string& yaml, const std::vector<std::string>& sets = {}) {
+  try {
+    parse_experiment_config(yaml, "bad.yaml", sets);
+  } catch (const InputError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("not an InputError: ") + e.what();
+  }
+  return "no error";
+}
+
 TEST(ExperimentConfig, ParsesMergesAndExpandsSweeps) {
   const ExperimentConfig c = parse_experiment_config(kTinyYaml, "tiny.yaml");
   ASSERT_EQ(c.variants.size(), 3u);
@@ -201,52 +214,34 @@ TEST(ExperimentConfig, ParsesMergesAndExpandsSweeps) {
 }
 
 TEST(ExperimentConfig, BadKeysNameTheKey) {
-  auto message = [](const std::string& yaml, const std::vector<std::string>& sets = {}) {
-    try {
-      parse_experiment_config(yaml, "bad.yaml", sets);
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message(kTinyYaml, {"protocol.kk=3"}).find("protocol.kk"), std::string::npos);
-  EXPECT_NE(message(kTinyYaml, {"variants.hybrid.scorer=magic"}).find("variants.hybrid.scorer"), std::string::npos);
-  EXPECT_NE(message(kTinyYaml, {"variants.hybrid.stream.blend.betta=1"}).find("blend.betta"), std::string::npos);
-  EXPECT_NE(message(kTinyYaml, {"dataset.as_event_type=like"}).find("as_event_type"), std::string::npos);
-  EXPECT_NE(message(kTinyYaml, {"sweeps.beta.variant=nope"}).find("sweeps.beta.variant"), std::string::npos);
-  EXPECT_NE(message(kTinyYaml, {"bogus=1"}).find("bogus"), std::string::npos);
+  EXPECT_NE(config_error(kTinyYaml, {"protocol.kk=3"}).find("protocol.kk"), std::string::npos);
+  EXPECT_NE(config_error(kTinyYaml, {"variants.hybrid.scorer=magic"}).find("variants.hybrid.scorer"), std::string::npos);
+  EXPECT_NE(config_error(kTinyYaml, {"variants.hybrid.stream.blend.betta=1"}).find("blend.betta"), std::string::npos);
+  EXPECT_NE(config_error(kTinyYaml, {"dataset.as_event_type=like"}).find("as_event_type"), std::string::npos);
+  EXPECT_NE(config_error(kTinyYaml, {"sweeps.beta.variant=nope"}).find("sweeps.beta.variant"), std::string::npos);
+  EXPECT_NE(config_error(kTinyYaml, {"bogus=1"}).find("bogus"), std::string::npos);
 }
 
 // A scalar seeds: that is not an integer must be an InputError naming the key, not a
 // yaml-cpp conversion exception; and a repeated key must not be dropped silently.
 TEST(ExperimentConfig, BadScalarSeedsAndDuplicateKeysNameTheKey) {
-  auto message = [](const std::string& yaml) {
-    try {
-      parse_experiment_config(yaml, "bad.yaml");
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    } catch (const std::exception& e) {
-      return std::string("not an InputError: ") + e.what();
-    }
-    return std::string("no error");
-  };
   std::string yaml = kTinyYaml;
   yaml.replace(yaml.find("seeds: [3, 4]"), 13, "seeds: abc");
-  std::string e = message(yaml);
+  std::string e = config_error(yaml);
   EXPECT_NE(e.find("bad.yaml:4"), std::string::npos) << e;
   EXPECT_NE(e.find("'seeds'"), std::string::npos) << e;
-  e = message(std::string(kTinyYaml) + "seeds: [5]\n");
+  e = config_error(std::string(kTinyYaml) + "seeds: [5]\n");
   EXPECT_NE(e.find("'seeds'"), std::string::npos) << e;
   EXPECT_NE(e.find("duplicate"), std::string::npos) << e;
   // Two variants of one name (read from the raw mapping) and a key twice inside a variant's
   // stream: section (merged and re-parsed as text) are refused with the file's lines too.
   yaml = kTinyYaml;
   yaml.replace(yaml.find("  popularity:"), 13, "  frozen:");
-  e = message(yaml);
+  e = config_error(yaml);
   EXPECT_NE(e.find("bad.yaml:8: key 'variants.frozen': duplicate key (first at line 7)"), std::string::npos) << e;
   yaml = kTinyYaml;
   yaml.replace(yaml.find("{user_learning_rate: 0.2}"), 25, "{user_learning_rate: 0.2, user_learning_rate: 0.3}");
-  e = message(yaml);
+  e = config_error(yaml);
   EXPECT_NE(e.find("bad.yaml:9: key 'variants.hybrid.stream.sgd.user_learning_rate': duplicate key"), std::string::npos)
       << e;
 }
@@ -255,14 +250,6 @@ TEST(ExperimentConfig, BadScalarSeedsAndDuplicateKeysNameTheKey) {
 // line of the file that sets the bad key (the base section's or the variant's own), or the
 // --set that wrote it, not a line of that text.
 TEST(ExperimentConfig, BadTrainAndStreamKeysNameTheFilesLine) {
-  auto message = [](const std::string& yaml, const std::vector<std::string>& sets = {}) {
-    try {
-      parse_experiment_config(yaml, "bad.yaml", sets);
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   const std::string yaml = R"(dataset: {format: generated, generator: {events: 3000, users: 100, items: 80, categories: 4, days: 5}}
 protocol: {train_fraction: 0.8, k: 5, windows: 3}
 seeds: [3]
@@ -284,14 +271,14 @@ variants:
     y.replace(y.find(from), from.size(), to);
     return y;
   };
-  std::string e = message(with("factors: 8", "factors: 0"));  // base train:, line 6
+  std::string e = config_error(with("factors: 8", "factors: 0"));  // base train:, line 6
   EXPECT_EQ(e.rfind("bad.yaml:6: key 'train.factors'", 0), 0u) << e;
-  e = message(with("beta: 1.5", "betta: 1.5"));  // base stream:, line 9
+  e = config_error(with("beta: 1.5", "betta: 1.5"));  // base stream:, line 9
   EXPECT_EQ(e.rfind("bad.yaml:9: key 'stream.blend.betta': unknown key", 0), 0u) << e;
-  e = message(with("user_learning_rate: 0.2", "user_learning_rate: -1"));  // the variant's own, line 15
+  e = config_error(with("user_learning_rate: 0.2", "user_learning_rate: -1"));  // the variant's own, line 15
   EXPECT_EQ(e.rfind("bad.yaml:15: key 'stream.sgd.user_learning_rate'", 0), 0u) << e;
   EXPECT_NE(e.find("variant 'hybrid'"), std::string::npos) << e;
-  e = message(yaml, {"train.factors=0"});
+  e = config_error(yaml, {"train.factors=0"});
   EXPECT_EQ(e.rfind("--set train.factors: ", 0), 0u) << e;
 }
 
