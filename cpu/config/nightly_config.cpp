@@ -104,9 +104,8 @@ void read_output(YamlSection& s, OutputConfig& o) {
   s.get("publish_latest", o.publish_latest);
   s.get("warm_start", o.warm_start);
   if (o.dir.empty()) s.fail("dir", "must not be empty");
-  if (o.version.find('/') != std::string::npos || o.version == "." || o.version == "..")
-    s.fail("version", "must be a plain directory name");
-  // The snapshot writer checks the name only after training; refuse it here instead.
+  // The snapshot writer's own rule (it covers '/', '.' and '..'), here so that a bad name
+  // fails at load, naming the key, instead of after training.
   if (!o.version.empty()) {
     try {
       validate_snapshot_version(o.version);
